@@ -1,0 +1,77 @@
+"""The Typer app and the ``command`` decorator that maps domain errors to exits.
+
+Command modules import only typer and the standard library at module level;
+TensorFlow and the converters are imported inside the commands, so that
+``genimg-export --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="genimg-export",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+    help=(
+        "Train, export and verify image-generation models.\n\n"
+        "Typical use: `genimg-export all --model srgan --out out/` writes a SavedModel"
+        " for TF Serving, four TFLite files and two ONNX files;"
+        " `genimg-export parity --model srgan --artifacts out/` proves they compute"
+        " what the Keras model computes."
+    ),
+)
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Zoo model name (see `genimg-export models`) or a path to your own"
+        " .keras file or SavedModel directory.",
+    ),
+]
+WeightsOpt = Annotated[
+    str | None,
+    typer.Option(help="Load these .keras weights instead of the shipped ones."),
+]
+UnsafeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unsafe-deserialization",
+        help="Allow .keras files that run arbitrary code when loaded (Lambda layers)."
+        " Only for files you trust.",
+    ),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def command(*args, **kwargs):
+    """Register a CLI command; GenimgError becomes one red line and its exit code."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **k):
+            from genimg_export.errors import GenimgError
+
+            try:
+                return fn(*a, **k)
+            except GenimgError as e:
+                raise fail(str(e), e.exit_code) from None
+            except KeyboardInterrupt:
+                print("interrupted; nothing partial was kept", file=sys.stderr)
+                raise typer.Exit(130) from None
+
+        app.command(*args, **kwargs)(wrapper)
+        return fn
+
+    return decorate

@@ -1,0 +1,3 @@
+"""CLI commands: parity (see the module docstring of cli.app for conventions)."""
+
+from genimg_export.cli.app import app, command  # noqa: F401

@@ -1,0 +1,135 @@
+"""CLI commands for the zoo: models, train, evaluate, generate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command
+
+
+@command("models")
+def models() -> None:
+    """List the zoo: task, inputs -> outputs, and whether trained weights ship."""
+    from genimg_export.zoo import registry
+
+    for name in registry.names():
+        spec = registry.get(name)
+        weights = "weights ✓" if spec.has_weights else "no weights (train them)"
+        typer.echo(f"{name:<8} {spec.task:<15} {weights}")
+        typer.echo(f"         {spec.description}")
+        for sig in spec.signatures:
+            ins = ", ".join(_fmt(t) for t in sig.inputs)
+            outs = ", ".join(_fmt(t) for t in sig.outputs)
+            typer.echo(f"         {sig.name}: {ins} -> {outs}")
+
+
+def _fmt(t) -> str:
+    dims = "x".join("?" if d is None else str(d) for d in t.shape)
+    return f"{t.name}[{t.dtype} {dims}]"
+
+
+@command("train")
+def train(
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option(help="Directory for NAME.keras and NAME.card.json.")],
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps (default: the model's own).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: same seed, same weights.")] = 0,
+) -> None:
+    """Train a zoo model from scratch on shipped data (deterministic for a seed).
+
+    Example: `genimg-export train --model dcgan --steps 3000 --out weights/`
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from genimg_export import train as training
+    from genimg_export.zoo import registry
+
+    spec = registry.get(model)
+    steps = spec.default_steps if steps is None else steps
+    if steps <= 0:
+        from genimg_export.errors import InvalidInputError
+
+        raise InvalidInputError(f"--steps must be a positive number of steps, got {steps}")
+    columns = (
+        TextColumn(f"train {spec.name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("train", total=steps, loss="", rate="")
+
+        def progress(step, losses):
+            if step % 10 == 0 or step == steps:
+                loss = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
+                speed = bar.tasks[task].speed or 0.0
+                bar.update(task, completed=step, loss=loss, rate=f"{speed:.2f} steps/s")
+
+        card = training.train(spec, steps, out, seed=seed, progress=progress)
+    typer.echo(f"wrote {Path(out) / (spec.name + '.keras')} in {card['train_seconds']} s")
+    typer.echo("evaluation: " + json.dumps(card["evaluation"]))
+
+
+@command("evaluate")
+def evaluate(
+    model: ModelOpt,
+    weights: WeightsOpt = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
+) -> None:
+    """Measure quality on held-out data (PSNR gain, class accuracy, style ratio...)."""
+    from genimg_export.errors import InvalidInputError
+    from genimg_export.zoo import loading, registry
+
+    spec = registry.get(model)
+    if spec.evaluate is None:
+        raise InvalidInputError(f"model '{spec.name}' has no evaluation")
+    keras_model = loading.load_model(spec, weights)
+    metrics = spec.evaluate(keras_model)
+    for k, v in metrics.items():
+        typer.echo(f"{k:<24} {v}")
+    if json_out is not None:
+        _write_json(json_out, {"model": spec.name, **metrics})
+
+
+def _write_json(path: Path, obj) -> None:
+    from genimg_export.errors import InvalidInputError
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as e:
+        raise InvalidInputError(f"cannot write {path}: {e.strerror}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@command("generate")
+def generate(
+    model: ModelOpt,
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write (a grid for generators).")] = Path("generated.png"),
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="Input image for srgan/style/pix2pix.")] = None,
+    count: Annotated[int, typer.Option(help="Number of samples for generators.")] = 16,
+    label: Annotated[int | None, typer.Option(help="Digit class 0-9 for cgan (default: 0..9 cycling).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for latent vectors.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write each sample as its own PNG here (+ labels.csv for cgan).")] = None,
+    weights: WeightsOpt = None,
+    allow_unsafe: UnsafeOpt = False,
+) -> None:
+    """Run the Keras model: a sample grid for dcgan/vae/cgan, an output image for
+    srgan/style/pix2pix.
+
+    Examples: `genimg-export generate --model cgan --label 7 -o sevens.png`,
+    `genimg-export generate --model srgan --input lr.png -o sr.png`
+    """
+    from genimg_export import generation
+    from genimg_export.zoo import loading
+
+    spec = loading.get_spec(model, allow_unsafe)
+    keras_model = loading.load_model(spec, weights, allow_unsafe)
+    written = generation.generate(spec, keras_model, output, input, count, label, seed, out_dir)
+    for path in written:
+        typer.echo(f"wrote {path}")
