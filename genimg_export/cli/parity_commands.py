@@ -1,3 +1,116 @@
-"""CLI commands: parity (see the module docstring of cli.app for conventions)."""
+"""CLI command: parity (see the module docstring of cli.app for conventions)."""
 
-from genimg_export.cli.app import app, command  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, command
+
+BACKEND_NAMES = "keras, saved_model, tflite, onnx, grpc, rest"  # runners.BACKENDS, without importing it
+
+
+@command("parity")
+def parity(
+    model: ModelOpt,
+    artifacts: Annotated[Path | None, typer.Option(help="Export directory (as written by `genimg-export all`).")] = None,
+    backends: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Backends to check, comma-separated or repeated: {BACKEND_NAMES}."
+                     " Default: keras and every local backend found in --artifacts."),
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Samples per input size (at least 8).")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every row as JSON (stable shape, for CI).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a PNG contact sheet: reference, outputs, |diff| heatmaps.")] = None,
+    samples_npz: Annotated[Path | None, typer.Option(help="Inputs to use, an .npz keyed by input name.")] = None,
+    input_range: Annotated[str, typer.Option(help="LOW,HIGH of random inputs for a user's model without data.")] = "-1,1",
+    threads: Annotated[int | None, typer.Option(help="Threads for the tflite and onnx runners.")] = None,
+    grpc_target: Annotated[str, typer.Option(help="HOST:PORT of the gRPC server (backend grpc).")] = "localhost:8500",
+    rest_target: Annotated[str, typer.Option(help="HOST:PORT of the REST server (backend rest).")] = "localhost:8501",
+    weights: WeightsOpt = None,
+    allow_unsafe: UnsafeOpt = False,
+) -> None:
+    """Check every exported artifact against the Keras model on the same seeded inputs.
+
+    Prints one row per backend and output (max/mean abs error, PSNR, SSIM, fraction
+    outside tolerance, verdict); exits 0 only when every row passes.
+
+    Example: `genimg-export parity --model srgan --artifacts out/ --report parity.png`
+    """
+    from genimg_export import parity_inputs, report as sheet
+    from genimg_export.cli.zoo_commands import _write_json
+    from genimg_export.errors import CheckFailed
+    from genimg_export.parity import run_parity
+
+    if report is not None:
+        sheet.check_path(report)
+    npz = parity_inputs.load_npz(samples_npz) if samples_npz is not None else None
+    result = run_parity(
+        model, artifacts, _split(backends), samples=samples, seed=seed, npz=npz,
+        input_range=_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
+        servers={"grpc": grpc_target, "rest": rest_target},
+    )
+    _print(result)
+    if json_out is not None:
+        _write_json(json_out, result.to_json())
+    if report is not None:
+        typer.echo(f"wrote {sheet.write_contact_sheet(result, report)}")
+    failed = [r for r in result.rows if not r.passed]
+    if failed:
+        names = ", ".join(dict.fromkeys(f"{r.label} ({r.output}): {r.reason}" for r in failed))
+        raise CheckFailed(f"parity failed for {len(failed)} of {len(result.rows)} rows: {names}")
+    typer.secho(f"parity {result.model}: all {len(result.rows)} rows pass", fg=typer.colors.GREEN)
+
+
+def _split(backends: list[str] | None) -> list[str] | None:
+    if not backends:
+        return None
+    return [b.strip() for item in backends for b in item.split(",") if b.strip()]
+
+
+def _range(text: str) -> tuple[float, float]:
+    from genimg_export.errors import InvalidInputError
+
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInputError(f"--input-range must be LOW,HIGH (e.g. -1,1 or 0,255), got '{text}'") from None
+    return lo, hi
+
+
+def _print(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    many = len({r.signature for r in result.rows}) > 1
+    table = Table(title=f"parity: {result.model} vs Keras ({result.samples} samples per size"
+                  + (f", sizes {', '.join('x'.join(map(str, s)) for s in result.sizes)})" if result.sizes else ")"))
+    for col in ["backend", "variant", *(["signature"] if many else []), "output", "shape", "max abs",
+                "mean abs", "PSNR dB", "SSIM", "outside", "verdict"]:
+        table.add_column(col, justify="right" if col in ("max abs", "mean abs", "PSNR dB", "SSIM", "outside") else "left")
+    for r in result.rows:
+        verdict = "[green]pass[/]" if r.passed else f"[red]FAIL[/] {r.reason}"
+        table.add_row(
+            r.backend, r.variant or "-", *([r.signature] if many else []), r.output,
+            "ok" if r.shape_ok and r.dtype_ok else "[red]mismatch[/]",
+            _num(r.max_abs, ".2e"), _num(r.mean_abs, ".2e"), _num(r.psnr_db, ".1f"), _num(r.ssim, ".4f"),
+            _num(r.frac_outside, ".2%"), verdict,
+        )
+    console = Console(width=200)
+    console.print(table)
+    task = result.task_metric
+    if task:
+        console.print(f"task metric: {task['name']}")
+        console.print(f"  keras            {task['keras']:.2f}")
+        for row in task["rows"]:
+            value = "error: " + row.get("error", "") if row["value"] is None else f"{row['value']:.2f}  ({row['delta']:+.2f} vs keras)"
+            console.print(f"  {row['backend'] + '/' + row['variant']:<16} {value}")
+
+
+def _num(value, fmt: str) -> str:
+    if value is None:
+        return "-"
+    return "inf" if value == float("inf") else format(value, fmt)

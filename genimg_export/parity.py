@@ -1,0 +1,284 @@
+"""The parity check: the same seeded inputs through every runner, compared with Keras.
+
+One Row per target (backend × variant × signature) and output, with shape and
+dtype checks, max/mean abs error, PSNR, SSIM, the fraction of values outside
+the tolerance, and a verdict. Every target is run and every failure collected
+before the result is returned; NaN/Inf and shape mismatches always fail, and a
+missing tolerance entry in the spec is a failure (there is no loose default).
+
+Example:
+    >>> result = check(spec, keras_model, discover(spec, Path("out"), ["tflite"]), samples=8)
+    >>> result.passed, [r.reason for r in result.rows if not r.passed]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genimg_export import metrics, parity_task
+from genimg_export.parity_inputs import InputPlan
+from genimg_export.runners import open_runner
+from genimg_export.runners.discover import Target
+from genimg_export.zoo.spec import FP32, Tolerance
+
+BATCH = 4  # samples per runner call: > 1, so batch handling is checked too
+PICTURES = 3  # samples kept per target for the contact sheet
+
+
+@dataclass
+class Row:
+    """One backend output compared with the reference (the ``--json`` row)."""
+
+    backend: str
+    variant: str | None
+    output: str
+    shape_ok: bool
+    max_abs: float | None
+    mean_abs: float | None
+    psnr_db: float | None
+    ssim: float | None
+    passed: bool
+    reason: str | None
+    signature: str = "serving_default"
+    dtype_ok: bool = True
+    frac_outside: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.backend if self.variant is None else f"{self.backend}/{self.variant}"
+
+    def to_json(self) -> dict:
+        return {k: _finite(v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class Result:
+    """Everything one parity run found; ``pictures`` feeds the contact sheet."""
+
+    model: str
+    rows: list[Row]
+    samples: int
+    sizes: list
+    task_metric: dict | None = None
+    pictures: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rows) and all(r.passed for r in self.rows)
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model,
+            "passed": self.passed,
+            "rows": [r.to_json() for r in self.rows],
+            "samples": self.samples,
+            "sizes": self.sizes,
+            "task_metric": self.task_metric,
+        }
+
+
+def run_parity(
+    model: str, artifacts: Path | None, backends: list[str] | None = None, *, samples: int = 8, seed: int = 0,
+    npz: dict | None = None, input_range=(-1.0, 1.0), threads: int | None = None, weights=None,
+    allow_unsafe: bool = False, servers: dict[str, str] | None = None, keras_model=None,
+) -> Result:
+    """Everything ``genimg-export parity`` does before printing: resolve the model,
+    find the targets, make the inputs, check.
+
+    Args:
+        model: zoo name or path to a user's model.
+        backends: None means keras plus every local backend found in ``artifacts``.
+        keras_model: the reference model, if already loaded (else from ``weights``).
+    """
+    from genimg_export.runners.discover import discover, local_backends
+    from genimg_export.zoo import loading
+
+    spec = loading.get_spec(model, allow_unsafe)
+    if backends is None:
+        backends = ["keras", *(local_backends(spec, artifacts) if artifacts is not None else [])]
+    targets = discover(spec, artifacts, backends, servers)
+    plan = InputPlan(spec, samples, seed, npz=npz, recorded=_recorded(spec, artifacts), input_range=input_range)
+    targets = [t for t in targets if plan.covers(t.signature)]
+    if keras_model is None:
+        keras_model = loading.load_model(spec, weights, allow_unsafe)
+    options = {"tflite": {"num_threads": threads}, "onnx": {"num_threads": threads}}
+    return check(spec, keras_model, targets, plan, options)
+
+
+def _recorded(spec, artifacts: Path | None) -> dict | None:
+    """Calibration inputs recorded with a user model's export, if any."""
+    return None
+
+
+def check(spec, keras_model, targets: list[Target], plan: InputPlan, options: dict | None = None) -> Result:
+    """Run every target on the plan's inputs and compare with the Keras model.
+
+    Args:
+        options: runner options by backend, e.g. {"tflite": {"num_threads": 2}}.
+    """
+    reference = _Reference(spec, keras_model)
+    result = Result(spec.name, [], plan.samples, plan.describe_sizes())
+    task = parity_task.for_spec(spec) if plan.npz is None else None
+    if task is not None and any(parity_task.applies_to(t.variant) for t in targets):
+        result.task_metric = {"name": task.name, "keras": reference.task_score(task, None), "rows": []}
+    for target in targets:
+        result.rows.extend(_check_target(spec, target, plan, reference, (options or {}).get(target.backend, {}), result))
+    return result
+
+
+class _Reference:
+    """Keras outputs per (signature, size), computed once."""
+
+    def __init__(self, spec, model):
+        self.spec, self.model, self._cache = spec, model, {}
+
+    def __call__(self, signature: str, size, inputs) -> dict[str, np.ndarray]:
+        key = (signature, size)
+        if key not in self._cache:
+            runner = open_runner("keras", None, self.spec, signature, model=self.model)
+            self._cache[key] = _batched(runner, inputs, BATCH)
+        return self._cache[key]
+
+    def task_score(self, task, size) -> float:
+        key = ("task", size)
+        if key not in self._cache:
+            runner = open_runner("keras", None, self.spec, model=self.model)
+            self._cache[key] = round(task.score(runner.run, size), 3)
+        return self._cache[key]
+
+
+def _check_target(spec, target: Target, plan: InputPlan, reference: _Reference, options: dict, result: Result) -> list[Row]:
+    sig = spec.signature(target.signature)
+    refs: dict[str, list] = {t.name: [] for t in sig.outputs}
+    outs: dict[str, list] = {t.name: [] for t in sig.outputs}
+    try:
+        runner = _open(spec, target, reference, options)
+        sizes = plan.sizes_for(target)
+        try:
+            for size in sizes:
+                x = plan.inputs(sig.name, size)
+                want = reference(sig.name, size, x)
+                # keras re-runs the reference one sample at a time: it must not depend on the batch
+                got = _batched(runner, x, 1 if target.backend == "keras" else BATCH)
+                for name in refs:
+                    refs[name].append(want[name])
+                    outs[name].append(got.get(name))
+            _task_score(result, target, runner, spec, reference)
+        finally:
+            runner.close()
+    except Exception as e:  # every backend failure becomes a failed row, never a crash
+        return [_failed(target, t.name, f"{type(e).__name__}: {_first_line(e)}") for t in sig.outputs]
+    first = plan.first_size(sig.name)
+    if sig.name == spec.default_signature.name and first in sizes:
+        i = sizes.index(first)
+        _keep_pictures(result, sig, target.label, plan, {k: v[i] for k, v in refs.items()}, {k: v[i] for k, v in outs.items()})
+    return [_row(spec, target, t, refs[t.name], outs[t.name]) for t in sig.outputs]
+
+
+def _task_score(result: Result, target: Target, runner, spec, reference: _Reference) -> None:
+    """Score the task metric for a quantized target of the default signature."""
+    if result.task_metric is None or target.signature != spec.default_signature.name:
+        return
+    if not parity_task.applies_to(target.variant):
+        return
+    task = parity_task.for_spec(spec)
+    size = tuple(target.fixed_size) if target.fixed_size else None
+    try:
+        value = round(task.score(runner.run, size), 3)
+    except Exception as e:  # reported, not fatal: the parity rows carry the verdict
+        value, note = None, f"{type(e).__name__}: {_first_line(e)}"
+    else:
+        note = None
+    row = {"backend": target.backend, "variant": target.variant, "value": value}
+    if value is not None:
+        keras = reference.task_score(task, size)
+        row.update(keras=keras, delta=round(value - keras, 3))
+    if note:
+        row["error"] = note
+    result.task_metric["rows"].append(row)
+
+
+def _open(spec, target: Target, reference: _Reference, options: dict):
+    if target.backend == "keras":
+        options = {**options, "model": reference.model}
+    return open_runner(target.backend, target.artifact, spec, target.signature, **options)
+
+
+def _batched(runner, inputs: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    n = len(next(iter(inputs.values())))
+    parts = [runner.run({k: v[i : i + batch] for k, v in inputs.items()}) for i in range(0, n, batch)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _row(spec, target: Target, tensor, refs: list, outs: list) -> Row:
+    """Compare one output over all sizes and decide the verdict."""
+    tol = FP32 if target.backend == "keras" else spec.tolerances.get((target.backend, target.variant))
+    reasons = []
+    if any(o is None for o in outs):
+        return _failed(target, tensor.name, "output missing")
+    bad_shape = [(o.shape, r.shape) for o, r in zip(outs, refs) if o.shape != r.shape]
+    dtype_ok = all(o.dtype == np.dtype(tensor.dtype) for o in outs)
+    if bad_shape:
+        got, want = bad_shape[0]
+        row = _failed(target, tensor.name, f"shape {got} != reference {want}")
+        row.dtype_ok = dtype_ok
+        return row
+    nonfinite = sum(int(np.size(o) - np.isfinite(o).sum()) for o in outs)
+    if nonfinite:
+        reasons.append(f"{nonfinite} NaN/Inf values")
+    if not dtype_ok:
+        reasons.append(f"dtype {outs[0].dtype}, expected {tensor.dtype}")
+    data_range = metrics.data_range_of(tensor.value_range, np.concatenate([np.ravel(r) for r in refs]))
+    allowed = metrics.allowed_error(tol.max_abs, tol.min_psnr_db, data_range) if tol else None
+    cmp = metrics.compare(refs, [np.nan_to_num(o, nan=1e6) for o in outs], data_range, allowed, tensor.is_image)
+    reasons += _tolerance_reasons(spec, target, tol, cmp)
+    return Row(
+        target.backend, target.variant, tensor.name, True, cmp.max_abs, cmp.mean_abs, cmp.psnr_db, cmp.ssim,
+        passed=not reasons, reason="; ".join(reasons) or None, signature=target.signature,
+        dtype_ok=dtype_ok, frac_outside=cmp.frac_outside,
+    )
+
+
+def _tolerance_reasons(spec, target: Target, tol: Tolerance | None, cmp: metrics.Comparison) -> list[str]:
+    if tol is None:
+        return [f"no tolerance for {target.label} in the spec of '{spec.name}' (add one to its tolerances)"]
+    reasons = []
+    if tol.max_abs is not None and not cmp.max_abs <= tol.max_abs:
+        reasons.append(f"max abs {cmp.max_abs:.3g} > {tol.max_abs:g}")
+    if tol.min_psnr_db is not None and not cmp.psnr_db >= tol.min_psnr_db:
+        reasons.append(f"PSNR {cmp.psnr_db:.1f} dB < {tol.min_psnr_db:g} dB")
+    if tol.min_ssim is not None and (cmp.ssim is None or not cmp.ssim >= tol.min_ssim):
+        reasons.append(f"SSIM {cmp.ssim} < {tol.min_ssim:g}")
+    return reasons
+
+
+def _failed(target: Target, output: str, reason: str) -> Row:
+    return Row(target.backend, target.variant, output, False, None, None, None, None, False, reason, target.signature, False)
+
+
+def _keep_pictures(result: Result, sig, label: str, plan: InputPlan, refs: dict, outs: dict) -> None:
+    """Keep the first few samples of the first image output at the first size."""
+    image = next((t for t in sig.outputs if t.is_image), None)
+    if image is None:
+        return
+    pics = result.pictures
+    if "reference" not in pics:
+        pics.update(output=image.name, reference=refs[image.name][:PICTURES], outputs={})
+        pics["input"] = plan.image_input(sig, plan.first_size(sig.name), PICTURES)
+    out = outs[image.name]
+    if out is not None and out.shape == refs[image.name].shape:
+        pics["outputs"][label] = out[:PICTURES]
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
+def _finite(v):
+    """JSON has no inf/nan: the PSNR of identical outputs (infinite) is written as null."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v

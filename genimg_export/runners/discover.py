@@ -1,0 +1,142 @@
+"""Find what to check: one Target per backend × variant × signature of a model.
+
+Local artifacts are read from ``out/manifest.json`` when it exists, else from
+the export layout (``serving/<name>/<version>/``, ``tflite/<name>.<variant>.tflite``,
+``onnx/<name>[.<signature>][.int8].onnx``). Server backends (grpc, rest) get
+one target per signature at the address given.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from genimg_export.errors import InvalidInputError, NotFoundError
+from genimg_export.runners import BACKENDS, SERVER_BACKENDS
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One runnable thing to compare with the reference.
+
+    ``artifact`` is a path, a HOST:PORT for servers, or None for keras (the
+    reference model itself); ``fixed_size`` is (H, W) for exports that only
+    take that size.
+    """
+
+    backend: str
+    variant: str | None
+    signature: str
+    artifact: Path | str | None
+    fixed_size: tuple[int, int] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.backend if self.variant is None else f"{self.backend}/{self.variant}"
+
+
+def discover(spec, out: Path | None, backends: list[str], servers: dict[str, str] | None = None) -> list[Target]:
+    """Targets of ``spec`` for ``backends``; a backend asked for but not found is an error.
+
+    Args:
+        out: the export directory (needed for saved_model, tflite, onnx).
+        servers: backend -> HOST:PORT for grpc/rest.
+    """
+    targets: list[Target] = []
+    local = _local_targets(spec, out) if out is not None else []
+    for backend in backends:
+        if backend not in BACKENDS:
+            raise InvalidInputError(f"unknown backend '{backend}'; choose from: {', '.join(BACKENDS)}")
+        if backend == "keras":
+            found = [Target("keras", None, s.name, None) for s in spec.signatures]
+        elif backend in SERVER_BACKENDS:
+            address = (servers or {}).get(backend)
+            if not address:
+                raise InvalidInputError(f"backend '{backend}' needs a server address (--{backend}-target HOST:PORT)")
+            found = [Target(backend, "fp32", s.name, address) for s in spec.signatures]
+        else:
+            if out is None:
+                raise InvalidInputError(f"backend '{backend}' needs --artifacts DIR (the export directory)")
+            found = [t for t in local if t.backend == backend]
+            if not found:
+                raise NotFoundError(f"no {backend} artifacts of '{spec.name}' in {out} (expected {_expected(spec.name, backend)})")
+        targets.extend(found)
+    return targets
+
+
+def local_backends(spec, out: Path) -> list[str]:
+    """The local backends that have artifacts of ``spec`` in ``out``, in table order."""
+    have = {t.backend for t in _local_targets(spec, out)}
+    return [b for b in BACKENDS if b in have]
+
+
+def _expected(name: str, backend: str) -> str:
+    return {
+        "saved_model": f"serving/{name}/<version>/saved_model.pb",
+        "tflite": f"tflite/{name}.<variant>.tflite",
+        "onnx": f"onnx/{name}.onnx or onnx/{name}.int8.onnx",
+    }[backend]
+
+
+def _local_targets(spec, out: Path) -> list[Target]:
+    out = Path(out)
+    if not out.is_dir():
+        raise NotFoundError(f"no export directory {out} (write one with: genimg-export all --model {spec.name} --out {out})")
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        return _from_manifest(spec, out, manifest)
+    return _from_layout(spec, out)
+
+
+def _from_manifest(spec, out: Path, manifest: Path) -> list[Target]:
+    try:
+        entries = json.loads(manifest.read_text())["artifacts"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidInputError(f"{manifest} is not a genimg-export manifest ({e})") from e
+    targets = []
+    for entry in entries:
+        if entry.get("model") != spec.name or entry.get("format") not in BACKENDS:
+            continue
+        path = out / entry["path"]
+        fixed = tuple(entry["fixed_size"]) if entry.get("fixed_size") else None
+        signatures = entry.get("signatures") or [s.name for s in spec.signatures]
+        for sig in signatures if isinstance(signatures, list) else list(signatures):
+            targets.append(Target(entry["format"], entry.get("variant") or "fp32", sig, path, fixed))
+    return targets
+
+
+def _from_layout(spec, out: Path) -> list[Target]:
+    from genimg_export.exporters.formats import FORMATS
+
+    sigs = [s.name for s in spec.signatures]
+    targets = []
+    versions = sorted(
+        (p for p in (out / "serving" / spec.name).glob("*") if p.name.isdigit() and (p / "saved_model.pb").exists()),
+        key=lambda p: int(p.name),
+    )
+    if versions:
+        targets += [Target("saved_model", "fp32", s, versions[-1]) for s in sigs]
+    for variant in FORMATS["tflite"].variants:
+        path = out / "tflite" / f"{spec.name}.{variant}.tflite"
+        if path.is_file():
+            targets += [Target("tflite", variant, s, path, _tflite_fixed_size(path)) for s in sigs]
+    for variant in FORMATS["onnx"].variants:
+        for s in sigs:
+            stem = spec.name if s == DEFAULT_SIGNATURE else f"{spec.name}.{s}"
+            path = out / "onnx" / (f"{stem}.onnx" if variant == "fp32" else f"{stem}.{variant}.onnx")
+            if path.is_file():
+                targets.append(Target("onnx", variant, s, path))
+    return targets
+
+
+def _tflite_fixed_size(path: Path) -> tuple[int, int] | None:
+    from genimg_edge.metadata import read_metadata
+
+    try:
+        size = (read_metadata(path) or {}).get("fixed_size")
+    except ValueError:  # no readable metadata: treat as dynamic, the runner refuses bad sizes
+        return None
+    return tuple(size) if size else None
