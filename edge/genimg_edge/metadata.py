@@ -22,11 +22,13 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from genimg_edge.errors import EdgeError
+
 METADATA_NAME = "genimg_export"
 FILE_IDENTIFIER = b"TFL3"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(EdgeError):
     """A file that is not a usable .tflite model; the message says why."""
 
 
@@ -65,9 +67,12 @@ def read_metadata(path_or_bytes: str | Path | bytes) -> dict[str, Any] | None:
             (e.g. a truncated download).
     """
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        data, what = bytes(path_or_bytes), "the given bytes"
-    else:
-        data, what = read_model_file(path_or_bytes), str(path_or_bytes)
+        return parse_metadata(bytes(path_or_bytes), "the given bytes")
+    return parse_metadata(read_model_file(path_or_bytes), str(path_or_bytes))
+
+
+def parse_metadata(data: bytes, what: str) -> dict[str, Any] | None:
+    """``read_metadata`` on bytes already read; ``what`` names them in errors."""
     model = _unpack(data, what)
     entry = _find_entry(model)
     if entry is None:
@@ -98,7 +103,7 @@ def _unpack(data: bytes, what: str) -> schema.ModelT:
     try:
         return schema.ModelT.InitFromPackedBuf(data, 0)
     except Exception as e:  # flatbuffers raises struct.error/IndexError/... on bad offsets
-        raise ModelFileError(f"{what} is truncated or corrupt ({type(e).__name__}: {e})") from e
+        raise ModelFileError(f"{what} is truncated or corrupt: it is not a complete TFLite flatbuffer ({e})") from e
 
 
 def _find_entry(model: schema.ModelT) -> schema.MetadataT | None:
