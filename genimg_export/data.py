@@ -125,7 +125,7 @@ def degrade(images: np.ndarray, rng: np.random.Generator, noise: float = 0.15) -
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 2.0) -> float:
     """PSNR in dB between arrays with values in a range of width ``data_range``."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(data_range**2 / mse)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(data_range**2 / mse))
 
 
 def luma(images: np.ndarray) -> np.ndarray:

@@ -57,10 +57,11 @@ def check_out_dir(out: Path) -> Path:
     return out
 
 
-def train(spec: ModelSpec, steps: int, out: Path, seed: int = 0, progress=None) -> dict:
+def train(spec: ModelSpec, steps: int, out: Path, seed: int = 0, progress=None, **options) -> dict:
     """Train ``spec`` from scratch for ``steps`` and save model + card into ``out``.
 
-    Returns the card (a dict). ``progress`` is a callable(step, losses) or None.
+    Returns the card (a dict). ``progress`` is a callable(step, losses) or None;
+    ``options`` go to the model's trainer and evaluation (style: ``style=``).
     """
     if steps <= 0:
         raise InvalidInputError(f"--steps must be a positive number of steps, got {steps}")
@@ -69,7 +70,7 @@ def train(spec: ModelSpec, steps: int, out: Path, seed: int = 0, progress=None) 
     out = check_out_dir(out)
     seed_everything(seed)
     model = spec.build()
-    trainer = spec.make_trainer(model, seed)
+    trainer = spec.make_trainer(model, seed, **options)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     for step in range(1, steps + 1):
@@ -78,7 +79,7 @@ def train(spec: ModelSpec, steps: int, out: Path, seed: int = 0, progress=None) 
         if progress is not None:
             progress(step, losses)
     seconds = time.perf_counter() - start
-    metrics = spec.evaluate(model) if spec.evaluate else {}
+    metrics = spec.evaluate(model, **options) if spec.evaluate else {}
     card = {
         "model": spec.name,
         "task": spec.task,
@@ -92,7 +93,8 @@ def train(spec: ModelSpec, steps: int, out: Path, seed: int = 0, progress=None) 
         "config": getattr(trainer, "config", {}),
         "data": getattr(trainer, "data_description", ""),
         "versions": tool_versions(),
-        "command": f"genimg-export train --model {spec.name} --steps {steps} --seed {seed} --out DIR",
+        "command": f"genimg-export train --model {spec.name} --steps {steps} --seed {seed}"
+        + "".join(f" --{k} {v}" for k, v in options.items()) + " --out DIR",
         "argv": " ".join(["genimg-export", *sys.argv[1:]]) if sys.argv else "",
     }
     save_model_and_card(model, card, out / f"{spec.name}.keras")

@@ -38,6 +38,7 @@ def train(
     out: Annotated[Path, typer.Option(help="Directory for NAME.keras and NAME.card.json.")],
     steps: Annotated[int | None, typer.Option(help="Optimisation steps (default: the model's own).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same weights.")] = 0,
+    style: Annotated[str | None, typer.Option(help="style only: a bundled texture (brick, gravel, grass) or your image file.")] = None,
 ) -> None:
     """Train a zoo model from scratch on shipped data (deterministic for a seed).
 
@@ -59,16 +60,27 @@ def train(
         TextColumn("{task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
     )
+    options = {}
+    if style is not None:
+        if spec.name != "style":
+            from genimg_export.errors import InvalidInputError
+
+            raise InvalidInputError(f"--style applies to the 'style' model only, not '{spec.name}'")
+        options["style"] = style
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("train", total=steps, loss="", rate="")
+
+        plain = not bar.console.is_terminal  # logs (CI, nohup): a line every 5%
 
         def progress(step, losses):
             if step % 10 == 0 or step == steps:
                 loss = " ".join(f"{k}={v:.4f}" for k, v in losses.items())
                 speed = bar.tasks[task].speed or 0.0
                 bar.update(task, completed=step, loss=loss, rate=f"{speed:.2f} steps/s")
+                if plain and step % max(1, steps // 20) < 10:
+                    print(f"train {spec.name} {step}/{steps} {loss} {speed:.2f} steps/s", flush=True)
 
-        card = training.train(spec, steps, out, seed=seed, progress=progress)
+        card = training.train(spec, steps, out, seed=seed, progress=progress, **options)
     typer.echo(f"wrote {Path(out) / (spec.name + '.keras')} in {card['train_seconds']} s")
     typer.echo("evaluation: " + json.dumps(card["evaluation"]))
 

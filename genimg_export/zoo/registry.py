@@ -9,7 +9,7 @@ from genimg_export.zoo.spec import ModelSpec
 
 # Every module in genimg_export/zoo that defines a model. tests/test_zoo.py
 # fails if a model module exists but is missing here or does not register.
-ZOO_MODULES = ("srgan",)  # grows as models land
+ZOO_MODULES = ("dcgan", "vae", "cgan", "srgan", "style", "pix2pix")
 
 _REGISTRY: dict[str, ModelSpec] = {}
 

@@ -1,8 +1,10 @@
 """srgan: x4 super-resolution generator (SRGAN / SRResNet family).
 
 Residual blocks with PReLU, two x2 sub-pixel (depth_to_space) upsamplers, and
-a global skip that adds the nearest-neighbour x4 upscale of the input (built
-from concat + depth_to_space, so no resize op is needed and any H x W works).
+a global skip that adds the bicubic x4 upscale of the input. The skip is a
+fixed 5x5 convolution producing the 16 sub-pixel phases followed by
+depth_to_space, so no resize op is needed and any H x W works in every
+backend; the network only learns the residual detail.
 Trained on random patches of scikit-image photographs with an L1 pixel loss,
 the SRResNet stage of SRGAN; astronaut and coffee are held out.
 """
@@ -26,11 +28,11 @@ def build(filters: int = 32, blocks: int = 6):
 
     from genimg_export.zoo.layers import PixelShuffle
 
-    def conv(n, k=3):
-        return layers.Conv2D(n, k, padding="same")
+    def conv(n, k=3, **kw):
+        return layers.Conv2D(n, k, padding="same", **kw)
 
     lr = keras.Input((None, None, 3), name="lr")
-    x = layers.PReLU(shared_axes=[1, 2])(conv(filters, 9)(lr))
+    x = layers.PReLU(shared_axes=[1, 2])(conv(filters, 5)(lr))
     head = x
     for _ in range(blocks):
         y = layers.PReLU(shared_axes=[1, 2])(conv(filters)(x))
@@ -38,10 +40,33 @@ def build(filters: int = 32, blocks: int = 6):
     x = layers.Add()([head, conv(filters)(x)])
     for _ in range(2):
         x = layers.PReLU(shared_axes=[1, 2])(PixelShuffle(2)(conv(filters * 4)(x)))
-    residual = conv(3, 9)(x)
-    nearest = PixelShuffle(SCALE)(layers.Concatenate()([lr] * SCALE * SCALE))
-    hr = layers.Add(name="hr")([nearest, residual])
+    residual = conv(3, 3, kernel_initializer="zeros")(x)
+    bicubic = conv(3 * SCALE * SCALE, 5, use_bias=False, trainable=False, name="bicubic_x4")
+    skip = PixelShuffle(SCALE)(bicubic(lr))
+    bicubic.set_weights([bicubic_kernel(SCALE)])
+    hr = layers.Add(name="hr")([skip, residual])
     return keras.Model(lr, hr, name="srgan")
+
+
+def _cubic(t: float, a: float = -0.5) -> float:
+    t = abs(t)
+    if t <= 1:
+        return (a + 2) * t**3 - (a + 3) * t**2 + 1
+    if t < 2:
+        return a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a
+    return 0.0
+
+
+def bicubic_kernel(r: int, channels: int = 3) -> np.ndarray:
+    """5x5 conv kernel whose r*r*C outputs, after depth_to_space(r), are the
+    bicubic (Keys, a=-0.5) upscale: phase i samples at offset (2i+1-r)/(2r)."""
+    taps = np.array([[_cubic((2 * i + 1 - r) / (2 * r) - k) for k in range(-2, 3)] for i in range(r)])
+    kernel = np.zeros((5, 5, channels, r * r * channels), np.float32)
+    for i in range(r):
+        for j in range(r):
+            for c in range(channels):
+                kernel[:, :, c, (i * r + j) * channels + c] = np.outer(taps[i], taps[j])
+    return kernel
 
 
 def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", size=(16, 16)):

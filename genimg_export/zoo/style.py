@@ -1,0 +1,191 @@
+"""style: fast style-transfer network (Johnson et al. 2016), any H x W (multiple of 4).
+
+Strided convolutions down, residual blocks, nearest upsampling + conv up,
+instance normalisation throughout. No pretrained VGG exists offline, so the
+perceptual losses use a *fixed random-filter* feature network: three 3x3 conv
++ ReLU + 2x average-pool stages with He-normal filters drawn from a fixed seed
+(random conv features are known to carry texture statistics well enough for
+Gram-matrix style losses). Style = Gram matrices at all three stages; content
+= features at the second stage.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genimg_export.zoo.registry import register
+from genimg_export.zoo.spec import ModelSpec, Signature, Tolerance, tolerances
+
+from genimg_export.zoo.spec import TensorSpec
+
+IMAGE = TensorSpec("image", "float32", (None, None, 3), (-1.0, 1.0), "content RGB image, H and W multiples of 4")
+STYLED = TensorSpec("styled", "float32", (None, None, 3), (-1.0, 1.0), "stylised RGB image, same size")
+DEFAULT_STYLE = "brick"
+STYLE_WEIGHT, CONTENT_WEIGHT, TV_WEIGHT = 1.0, 0.05, 1e-3
+
+
+def build(width: int = 16, blocks: int = 3):
+    import keras
+    from keras import layers
+
+    def conv_in(x, n, k=3, strides=1):
+        x = layers.Conv2D(n, k, strides=strides, padding="same")(x)
+        return layers.ReLU()(layers.GroupNormalization(groups=n)(x))  # groups == channels: instance norm
+
+    image = keras.Input((None, None, 3), name="image")
+    x = conv_in(image, width, 9)
+    x = conv_in(x, width * 2, strides=2)
+    x = conv_in(x, width * 4, strides=2)
+    for _ in range(blocks):
+        y = conv_in(x, width * 4)
+        y = layers.GroupNormalization(groups=width * 4)(layers.Conv2D(width * 4, 3, padding="same")(y))
+        x = layers.Add()([x, y])
+    for n in (width * 2, width):
+        x = conv_in(layers.UpSampling2D(2, interpolation="nearest")(x), n)
+    styled = layers.Conv2D(3, 9, padding="same", activation="tanh", name="styled")(x)
+    return keras.Model(image, styled, name="style")
+
+
+def feature_net(seed: int = 7):
+    """The fixed random-filter feature extractor (never trained)."""
+    import keras
+    from keras import layers
+
+    init = keras.initializers.HeNormal(seed=seed)
+    x_in = keras.Input((None, None, 3))
+    x, outs = x_in, []
+    for n in (32, 64, 64):
+        x = layers.Conv2D(n, 3, padding="same", activation="relu", kernel_initializer=init, trainable=False)(x)
+        outs.append(x)
+        x = layers.AveragePooling2D(2)(x)
+    return keras.Model(x_in, outs, name="features")
+
+
+def gram(features):
+    import tensorflow as tf
+
+    shape = tf.shape(features)
+    flat = tf.reshape(features, (shape[0], -1, shape[3]))
+    return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.shape(flat)[1], tf.float32)
+
+
+def style_loss(features, style_grams):
+    import tensorflow as tf
+
+    return tf.add_n([tf.reduce_mean(tf.square(gram(f) - g)) for f, g in zip(features, style_grams)])
+
+
+def style_image(name_or_path: str = DEFAULT_STYLE) -> np.ndarray:
+    """A bundled texture by name, or a user's image file, as (1, H, W, 3) in [-1, 1]."""
+    from genimg_export import data
+
+    if name_or_path in data.TEXTURES:
+        return data.texture(name_or_path)[None]
+    from genimg_edge.images import ImageError, load_image
+
+    from genimg_export.errors import InvalidInputError
+
+    try:
+        return load_image(name_or_path)[None]
+    except ImageError as e:
+        raise InvalidInputError(f"style image: {e} (or use a bundled texture: {', '.join(data.TEXTURES)})") from e
+
+
+def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", size=(64, 64)):
+    from genimg_export import data
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    return {"image": data.random_patches(data.photos("held_out"), n, max(h, w), rng)[:, :h, :w]}
+
+
+def calibration_inputs(n: int, signature: str = "serving_default"):
+    from genimg_export import data
+
+    return {"image": data.random_patches(data.photos("train"), n, 64, np.random.default_rng(1234))}
+
+
+class Trainer:
+    """Content + Gram style + total-variation loss on 96x96 photo crops, Adam 1e-3."""
+
+    def __init__(self, model, seed: int, batch: int = 4, style: str = DEFAULT_STYLE):
+        import keras
+        import tensorflow as tf
+
+        from genimg_export import data
+
+        self.model, self.batch = model, batch
+        self.rng = np.random.default_rng(seed)
+        self.images = data.photos("train")
+        self.features = feature_net()
+        self.style_grams = [gram(f) for f in self.features(style_image(style)[:, :256, :256])]
+        optimizer = keras.optimizers.Adam(1e-3)
+        self.config = {"style": style, "batch": batch, "crop": 96, "weights": {"style": STYLE_WEIGHT, "content": CONTENT_WEIGHT, "tv": TV_WEIGHT}, "feature_net": "fixed random 3x3 convs (seed 7), 3 stages"}
+        self.data_description = f"content: 96x96 crops of scikit-image photographs (astronaut, coffee held out); style: {style}"
+
+        @tf.function
+        def step(x):
+            with tf.GradientTape() as tape:
+                y = model(x, training=True)
+                fy, fx = self.features(y), self.features(x)
+                s = style_loss(fy, self.style_grams)
+                c = tf.reduce_mean(tf.square(fy[1] - fx[1]))
+                tv = tf.reduce_mean(tf.image.total_variation(y))
+                loss = STYLE_WEIGHT * s + CONTENT_WEIGHT * c + TV_WEIGHT * tv
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return s, c
+
+        self._step = step
+
+    def step(self):
+        from genimg_export import data
+
+        s, c = self._step(data.random_patches(self.images, self.batch, 96, self.rng))
+        return {"style": s, "content": c}
+
+
+def evaluate(model, style: str = DEFAULT_STYLE) -> dict[str, float]:
+    """style_ratio: style loss of the output over that of the content image itself
+    (held-out photos, 256x256 crops); content_ratio: content loss of the output
+    over that of the style image, both against the content image."""
+    from genimg_export import data
+
+    features = feature_net()
+    grams = [gram(f) for f in features(style_image(style)[:, :256, :256])]
+    content = np.stack([p[:256, :256] for p in data.photos("held_out")])
+    out = model(content, training=False)
+    f_out, f_in = features(out), features(content)
+    f_style = features(np.repeat(style_image(style)[:, :256, :256], len(content), 0))
+    s_out, s_in = float(style_loss(f_out, grams)), float(style_loss(f_in, grams))
+    c_out = float(np.mean((f_out[1].numpy() - f_in[1].numpy()) ** 2))
+    c_style = float(np.mean((f_style[1].numpy() - f_in[1].numpy()) ** 2))
+    return {
+        "style_ratio": round(s_out / s_in, 4),
+        "content_ratio": round(c_out / c_style, 4),
+        "style_loss": round(s_out, 5),
+        "content_image_style_loss": round(s_in, 5),
+        "style": style,
+    }
+
+
+SPEC = register(
+    ModelSpec(
+        name="style",
+        task="image-to-image",
+        description=f"fast style transfer (Johnson et al.), style '{DEFAULT_STYLE}', instance norm",
+        signatures=(Signature("serving_default", (IMAGE,), (STYLED,)),),
+        build=build,
+        sample_inputs=sample_inputs,
+        calibration_inputs=calibration_inputs,
+        tolerances=tolerances(
+            tflite_int8=Tolerance(min_psnr_db=25.0, reason="instance norm re-normalises every layer; int8 error compounds through 10 norms"),
+            onnx_int8=Tolerance(min_psnr_db=25.0, reason="instance norm re-normalises every layer; int8 error compounds through 10 norms"),
+        ),
+        canonical_size=(64, 64),
+        spatial_multiple=4,
+        make_trainer=Trainer,
+        evaluate=evaluate,
+        default_steps=1500,
+    )
+)
