@@ -64,6 +64,7 @@ class Result:
     samples: int
     sizes: list
     task_metric: dict | None = None
+    notes: list[str] = field(default_factory=list)
     pictures: dict = field(default_factory=dict)
 
     @property
@@ -78,6 +79,7 @@ class Result:
             "samples": self.samples,
             "sizes": self.sizes,
             "task_metric": self.task_metric,
+            "notes": self.notes,
         }
 
 
@@ -106,7 +108,25 @@ def run_parity(
     if keras_model is None:
         keras_model = loading.load_model(spec, weights, allow_unsafe)
     options = {"tflite": {"num_threads": threads}, "onnx": {"num_threads": threads}}
-    return check(spec, keras_model, targets, plan, options)
+    result = check(spec, keras_model, targets, plan, options)
+    result.notes += _source_notes(spec, keras_model, targets)
+    return result
+
+
+def _source_notes(spec, keras_model, targets: list[Target]) -> list[str]:
+    """Say so when artifacts were exported from other weights than the reference's."""
+    from genimg_export.exporters import manifest
+
+    recorded = {t.source_sha256 for t in targets if t.source_sha256}
+    if not recorded:
+        return []
+    ours = manifest.source_sha256(spec, keras_model)
+    if recorded == {ours}:
+        return []
+    return [
+        f"the artifacts were exported from other weights than the reference model (source_sha256"
+        f" {', '.join(sorted(h[:12] for h in recorded))} != {ours[:12]}); pass the --weights they were exported from"
+    ]
 
 
 def _recorded(spec, artifacts: Path | None) -> dict | None:

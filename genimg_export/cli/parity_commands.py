@@ -101,6 +101,8 @@ def _print(result) -> None:
         )
     console = Console(width=200)
     console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
     task = result.task_metric
     if task:
         console.print(f"task metric: {task['name']}")

@@ -8,11 +8,10 @@ one target per signature at the address given.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from genimg_export.errors import InvalidInputError, NotFoundError
+from genimg_export.errors import InvalidInputError, NotFoundError, did_you_mean
 from genimg_export.runners import BACKENDS, SERVER_BACKENDS
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -32,6 +31,7 @@ class Target:
     signature: str
     artifact: Path | str | None
     fixed_size: tuple[int, int] | None = None
+    source_sha256: str | None = None  # hash of the model it was exported from (manifest)
 
     @property
     def label(self) -> str:
@@ -49,7 +49,9 @@ def discover(spec, out: Path | None, backends: list[str], servers: dict[str, str
     local = _local_targets(spec, out) if out is not None else []
     for backend in backends:
         if backend not in BACKENDS:
-            raise InvalidInputError(f"unknown backend '{backend}'; choose from: {', '.join(BACKENDS)}")
+            raise InvalidInputError(
+                f"unknown backend '{backend}'{did_you_mean(backend, BACKENDS)}; choose from: {', '.join(BACKENDS)}"
+            )
         if backend == "keras":
             found = [Target("keras", None, s.name, None) for s in spec.signatures]
         elif backend in SERVER_BACKENDS:
@@ -85,27 +87,37 @@ def _local_targets(spec, out: Path) -> list[Target]:
     out = Path(out)
     if not out.is_dir():
         raise NotFoundError(f"no export directory {out} (write one with: genimg-export all --model {spec.name} --out {out})")
-    manifest = out / "manifest.json"
-    if manifest.is_file():
-        return _from_manifest(spec, out, manifest)
+    if (out / "manifest.json").is_file():
+        return _from_manifest(spec, out)
     return _from_layout(spec, out)
 
 
-def _from_manifest(spec, out: Path, manifest: Path) -> list[Target]:
-    try:
-        entries = json.loads(manifest.read_text())["artifacts"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise InvalidInputError(f"{manifest} is not a genimg-export manifest ({e})") from e
+def _from_manifest(spec, out: Path) -> list[Target]:
+    from genimg_export.exporters import manifest
+
+    entries = [e for e in manifest.load(out) if e.model == spec.name and e.format in BACKENDS]
+    versions = [e for e in entries if e.format == "saved_model" and Path(e.path).name.isdigit()]
+    if versions:  # several SavedModel versions: check the newest, the one TF Serving serves
+        newest = max(versions, key=lambda e: int(Path(e.path).name))
+        entries = [e for e in entries if e.format != "saved_model" or e is newest]
     targets = []
     for entry in entries:
-        if entry.get("model") != spec.name or entry.get("format") not in BACKENDS:
-            continue
-        path = out / entry["path"]
-        fixed = tuple(entry["fixed_size"]) if entry.get("fixed_size") else None
-        signatures = entry.get("signatures") or [s.name for s in spec.signatures]
-        for sig in signatures if isinstance(signatures, list) else list(signatures):
-            targets.append(Target(entry["format"], entry.get("variant") or "fp32", sig, path, fixed))
-    return targets
+        fixed = tuple(entry.fixed_size) if entry.fixed_size else None
+        for sig in entry.signatures or [s.name for s in spec.signatures]:
+            targets.append(Target(entry.format, entry.variant, sig, out / entry.path, fixed, entry.source_sha256))
+    return sorted(targets, key=lambda t: _order(spec, t))
+
+
+def _order(spec, target: Target) -> tuple:
+    from genimg_export.exporters.formats import FORMATS
+
+    variants = FORMATS[target.backend].variants if target.backend in FORMATS else ()
+    sigs = [s.name for s in spec.signatures]
+    return (
+        list(BACKENDS).index(target.backend),
+        variants.index(target.variant) if target.variant in variants else len(variants),
+        sigs.index(target.signature) if target.signature in sigs else len(sigs),
+    )
 
 
 def _from_layout(spec, out: Path) -> list[Target]:
