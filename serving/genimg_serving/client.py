@@ -1,0 +1,257 @@
+"""Client for TF Serving (and the local server): predict, metadata, status.
+
+One channel (or keep-alive HTTP connection) is reused for every call; each
+call has a deadline; UNAVAILABLE is retried with exponential backoff and full
+jitter, nothing else is; errors keep the server's message. Tensor names are
+read from the model's metadata, never hard-coded.
+
+Example:
+    >>> with Client("localhost:8500") as c:
+    ...     sr = c.upscale("srgan", lr_image)          # HWC float32 in [-1, 1]
+    ...     faces = c.generate("dcgan", n=4, seed=0)
+    ...     out = c.predict("srgan", {"lr": batch}, version=2)
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import numpy as np
+
+from genimg_serving.errors import InvalidArgumentError, UnavailableError
+from genimg_serving.signatures import DEFAULT_SIGNATURE, ModelMetadata, SignatureInfo
+from genimg_serving.transports import GrpcTransport, RestTransport, VersionStatus
+
+DEFAULT_TIMEOUT = 30.0
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class Client:
+    """A client for one server.
+
+    Args:
+        target: ``host:port`` for gRPC, or ``http(s)://host:port`` for REST.
+        timeout: default deadline in seconds for each call (retries included).
+        tls: use TLS for gRPC (REST: use an https:// URL).
+        root_certificates: PEM bytes of the CA to trust (default: system CAs).
+        auth_token: sent as ``authorization: Bearer <token>``.
+        max_message_bytes: gRPC send/receive limit (default 256 MiB; grpc's own is 4 MiB).
+        retries: extra attempts after UNAVAILABLE.
+        backoff / max_backoff: first and largest backoff in seconds (full jitter).
+    """
+
+    def __init__(self, target: str, *, timeout: float = DEFAULT_TIMEOUT, tls: bool = False,
+                 root_certificates: bytes | None = None, auth_token: str | None = None,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES, retries: int = 3,
+                 backoff: float = 0.1, max_backoff: float = 2.0):
+        self.target, self.timeout = target, timeout
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        if target.startswith(("http://", "https://")):
+            self.transport = RestTransport(target, root_certificates=root_certificates,
+                                           auth_token=auth_token)
+        else:
+            self.transport = GrpcTransport(target, tls=tls, root_certificates=root_certificates,
+                                           auth_token=auth_token,
+                                           max_message_bytes=max_message_bytes)
+        self._signatures: dict[tuple, SignatureInfo] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def is_rest(self) -> bool:
+        return isinstance(self.transport, RestTransport)
+
+    # ---- the three calls -------------------------------------------------------
+
+    def predict(self, model: str, inputs: dict, *, version: int | None = None,
+                label: str | None = None, signature: str = DEFAULT_SIGNATURE,
+                output_filter: list[str] | None = None,
+                timeout: float | None = None) -> dict[str, np.ndarray]:
+        """Run ``signature`` of ``model`` on named inputs; outputs by name.
+
+        Args:
+            inputs: {input name: array}; arrays are cast to the signature's
+                dtype where that loses no kind (float64 -> float32, int64 -> int32).
+            version / label: a version number or a version label (not both);
+                neither means the latest version.
+            output_filter: only these outputs (all by default).
+        """
+        outputs, _ = self.predict_versioned(model, inputs, version=version, label=label,
+                                            signature=signature, output_filter=output_filter,
+                                            timeout=timeout)
+        return outputs
+
+    def predict_versioned(self, model, inputs, *, version=None, label=None,
+                          signature=DEFAULT_SIGNATURE, output_filter=None, timeout=None):
+        """Like ``predict``, also returning the version that answered (None over REST)."""
+        _check_choice(version, label)
+        sig = self.signature(model, signature, version=version, label=label, timeout=timeout)
+        arrays = {k: _cast(np.asarray(v), sig.inputs.get(k)) for k, v in inputs.items()}
+        kwargs = dict(version=version, label=label, signature=signature,
+                      output_filter=list(output_filter or []))
+        if self.is_rest:
+            kwargs["output_infos"] = sig.outputs
+        return self._call(lambda t: self.transport.predict(model, arrays, timeout=t, **kwargs),
+                          timeout)
+
+    def metadata(self, model: str, *, version: int | None = None, label: str | None = None,
+                 timeout: float | None = None) -> ModelMetadata:
+        """Signatures of the model (names, dtypes, shapes) from GetModelMetadata."""
+        _check_choice(version, label)
+        return self._call(lambda t: self.transport.metadata(model, version=version, label=label,
+                                                            timeout=t), timeout)
+
+    def status(self, model: str, *, version: int | None = None, label: str | None = None,
+               timeout: float | None = None) -> list[VersionStatus]:
+        """GetModelStatus: each version's state (AVAILABLE, LOADING, END ...)."""
+        _check_choice(version, label)
+        return self._call(lambda t: self.transport.status(model, version=version, label=label,
+                                                          timeout=t), timeout)
+
+    def signature(self, model: str, name: str = DEFAULT_SIGNATURE, *, version=None, label=None,
+                  timeout=None) -> SignatureInfo:
+        """One signature of the model, fetched once and cached."""
+        key = (model, name, version, label)
+        with self._lock:
+            cached = self._signatures.get(key)
+        if cached is None:
+            cached = self.metadata(model, version=version, label=label, timeout=timeout).signature(name)
+            with self._lock:
+                self._signatures[key] = cached
+        return cached
+
+    def wait_until_available(self, model: str, timeout: float = 60.0, version: int | None = None):
+        """Poll status until a version is AVAILABLE; the last error if it never is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                states = self.status(model, version=version, timeout=min(5.0, timeout))
+                if any(s.state == "AVAILABLE" for s in states):
+                    return states
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+            if time.monotonic() > deadline:
+                raise UnavailableError(f"model {model} did not become AVAILABLE in {timeout} s")
+            time.sleep(0.2)
+
+    # ---- helpers for the zoo's tasks -------------------------------------------
+
+    def upscale(self, model: str, image, *, signature: str = DEFAULT_SIGNATURE, **kw) -> np.ndarray:
+        """Image in, image out (srgan, style, pix2pix): HWC or NHWC float32 in [-1, 1].
+
+        The input and output names come from the signature: it must take one
+        image and return at least one.
+        """
+        sig = self.signature(model, signature, version=kw.get("version"), label=kw.get("label"))
+        if len(sig.inputs) != 1 or not next(iter(sig.inputs.values())).is_image:
+            raise InvalidArgumentError(
+                f"model {model} signature {signature} takes {_describe(sig.inputs)}, not one"
+                " NHWC image; call predict() with named inputs")
+        x = np.asarray(image, dtype=np.float32)
+        single = x.ndim == 3
+        out = self.predict(model, {next(iter(sig.inputs)): x[None] if single else x},
+                           signature=signature, **kw)
+        result = out[image_output(model, sig)]
+        return result[0] if single else result
+
+    transform = upscale  # the same call for style transfer and restoration
+
+    def generate(self, model: str, z=None, *, label=None, n: int | None = None, seed: int = 0,
+                 signature: str = DEFAULT_SIGNATURE, version: int | None = None,
+                 version_label: str | None = None) -> np.ndarray:
+        """Latent (and class label) in, NHWC images out (dcgan, vae, cgan).
+
+        Args:
+            z: latent vectors (N, D); drawn from N(0, 1) with ``seed`` if None.
+            label: class id(s) for conditional models (int or N ints).
+            n: how many images when z is None (default: len(label) or 1).
+        """
+        sig = self.signature(model, signature, version=version, label=version_label)
+        latents = [t for t in sig.inputs.values()
+                   if t.dtype.startswith("float") and t.shape is not None and len(t.shape) == 2]
+        labels = [t for t in sig.inputs.values()
+                  if t.dtype.startswith(("int", "uint")) and t.shape is not None and len(t.shape) == 1]
+        if len(latents) != 1 or len(latents) + len(labels) != len(sig.inputs) or len(labels) > 1:
+            raise InvalidArgumentError(
+                f"model {model} signature {signature} takes {_describe(sig.inputs)}, not a"
+                " latent vector (and a class label); call predict() with named inputs")
+        inputs = {latents[0].alias: self._latent(z, latents[0], label, n, seed)}
+        if labels:
+            if label is None:
+                raise InvalidArgumentError(
+                    f"model {model} is conditional: pass label= (a class id, e.g. label=3)")
+            count = len(inputs[latents[0].alias])
+            inputs[labels[0].alias] = np.broadcast_to(np.asarray(label, np.int64), (count,))
+        elif label is not None:
+            raise InvalidArgumentError(f"model {model} takes no class label")
+        out = self.predict(model, inputs, signature=signature, version=version, label=version_label)
+        return out[image_output(model, sig)]
+
+    @staticmethod
+    def _latent(z, info, label, n, seed) -> np.ndarray:
+        if z is not None:
+            return np.atleast_2d(np.asarray(z, dtype=np.float32))
+        if info.shape[1] is None:
+            raise InvalidArgumentError("the latent size is dynamic; pass z= explicitly")
+        count = n or (np.size(label) if label is not None else 1)
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((count, info.shape[1])).astype(np.float32)
+
+    # ---- plumbing --------------------------------------------------------------
+
+    def _call(self, fn, timeout: float | None):
+        """Run fn(remaining seconds); retry UNAVAILABLE with backoff until the deadline."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        attempt = 0
+        while True:
+            try:
+                return fn(max(deadline - time.monotonic(), 0.001))
+            except UnavailableError:
+                pause = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+                attempt += 1
+                if attempt > self.retries or time.monotonic() + pause >= deadline:
+                    raise
+                time.sleep(pause)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_choice(version, label) -> None:
+    if version is not None and label:
+        raise InvalidArgumentError(
+            f"Both model version ({version}) and model version label ({label}) cannot be supplied.")
+
+
+def _cast(array: np.ndarray, info) -> np.ndarray:
+    if info is None or info.dtype == "string" or array.dtype.kind in "OSU":
+        return array
+    want = np.dtype(info.dtype)
+    same_kind = np.can_cast(array.dtype, want, casting="same_kind")
+    int_to_float = array.dtype.kind in "iub" and want.kind == "f"
+    return array.astype(want) if array.dtype != want and (same_kind or int_to_float) else array
+
+
+def image_output(model: str, sig: SignatureInfo) -> str:
+    """The name of the signature's image output (the only output if none looks like one)."""
+    images = [a for a, t in sig.outputs.items() if t.is_image]
+    if images:
+        return images[0]
+    if len(sig.outputs) == 1:
+        return next(iter(sig.outputs))
+    raise InvalidArgumentError(f"model {model} signature {sig.name} returns no image: {_describe(sig.outputs)}")
+
+
+def _describe(infos) -> str:
+    def one(t):
+        dims = "?" if t.shape is None else "x".join("?" if d is None else str(d) for d in t.shape)
+        return f"{t.alias}[{t.dtype} {dims}]"
+    return ", ".join(one(t) for t in infos.values()) or "nothing"
