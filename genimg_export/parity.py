@@ -130,7 +130,17 @@ def _source_notes(spec, keras_model, targets: list[Target]) -> list[str]:
 
 
 def _recorded(spec, artifacts: Path | None) -> dict | None:
-    """Calibration inputs recorded with a user model's export, if any."""
+    """The calibration .npz a user model's int8 export recorded (manifest option
+    ``calibration``), if it still exists; else None."""
+    if spec.source is None or artifacts is None or not (Path(artifacts) / "manifest.json").is_file():
+        return None
+    from genimg_export.exporters import manifest
+    from genimg_export.parity_inputs import load_npz
+
+    for entry in manifest.load(Path(artifacts)):
+        recorded = entry.options.get("calibration") if entry.model == spec.name else None
+        if recorded and str(recorded).endswith(".npz") and Path(recorded).is_file():
+            return load_npz(Path(recorded))
     return None
 
 
