@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from genimg_export.errors import InvalidInputError, NotFoundError
@@ -38,6 +39,8 @@ def load_keras(path: Path, allow_unsafe: bool = False):
             f"{path} is not a .keras file (expected e.g. model.keras, written by"
             f" model.save('model.keras'))"
         )
+    if not zipfile.is_zipfile(path):
+        raise InvalidInputError(f"cannot load {path}: not a valid .keras file (not a zip archive; truncated?)")
     try:
         return keras.saving.load_model(path, safe_mode=not allow_unsafe, compile=False)
     except ValueError as e:

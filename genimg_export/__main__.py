@@ -1,0 +1,3 @@
+from genimg_export.cli import main
+
+main()
