@@ -1,3 +1,221 @@
-"""CLI commands: export (see the module docstring of cli.app for conventions)."""
+"""CLI commands: saved-model, tflite, onnx, all (exports) and info (what an artifact is).
 
-from genimg_export.cli.app import app, command  # noqa: F401
+Each export prints one line per artifact (status, format, variant, path, size,
+seconds); ``all`` ends with a ✓/✗ table and exits non-zero if anything failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command  # noqa: F401
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Export directory (created if missing).")]
+VersionOpt = Annotated[
+    int | None,
+    typer.Option(min=1, help="SavedModel version number (default: the next after the highest present)."),
+]
+Int8IoOpt = Annotated[bool, typer.Option("--int8-io", help="int8 TFLite: int8 input/output tensors instead of float.")]
+SamplesOpt = Annotated[int, typer.Option(min=1, help="int8: calibration samples (100+ advised).")]
+OpsetOpt = Annotated[int, typer.Option(min=13, max=18, help="ONNX opset.")]
+NpzOpt = Annotated[
+    Path | None,
+    typer.Option(help="int8 calibration data: an .npz whose keys are the model's input names."),
+]
+CalDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="int8 calibration data: a folder of images (models with one image input)."),
+]
+UntrainedOpt = Annotated[bool, typer.Option(hidden=True, help="Export an untrained spec.build() (for tests).")]
+
+
+class TFLiteQuant(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    dynamic = "dynamic"
+    int8 = "int8"
+    all = "all"
+
+
+class OnnxQuant(str, Enum):
+    none = "none"
+    int8 = "int8"
+    all = "all"
+
+
+@command("saved-model")
+def saved_model_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, weights: WeightsOpt = None,
+                    allow_unsafe: UnsafeOpt = False, untrained: UntrainedOpt = False) -> None:
+    """SavedModel for TF Serving: OUT/serving/NAME/VERSION/ plus models.config etc.
+
+    Example: `genimg-export saved-model --model srgan --out out/ --version 2`
+    """
+    _export(model, out, [("saved_model", "fp32")], weights, allow_unsafe, untrained, version=version)
+
+
+@command("tflite")
+def tflite_cmd(model: ModelOpt, out: OutOpt,
+               quantize: Annotated[TFLiteQuant, typer.Option(help="Variant(s) to write.")] = TFLiteQuant.all,
+               int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = 100,
+               calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None, weights: WeightsOpt = None,
+               allow_unsafe: UnsafeOpt = False, untrained: UntrainedOpt = False) -> None:
+    """TFLite (LiteRT) files: OUT/tflite/NAME.{fp32,fp16,dynamic,int8}.tflite.
+
+    Example: `genimg-export tflite --model srgan --out out/ --quantize int8 --int8-io`
+    """
+    variants = ["fp32", "fp16", "dynamic", "int8"] if quantize is TFLiteQuant.all else [quantize.value]
+    _export(model, out, [("tflite", v) for v in variants], weights, allow_unsafe, untrained,
+            calibration=(calibration_npz, calibration_dir), strict=quantize is not TFLiteQuant.all,
+            int8_io=int8_io, calibration_samples=calibration_samples)
+
+
+@command("onnx")
+def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = 17,
+             quantize: Annotated[OnnxQuant, typer.Option(help="none: fp32 only; int8: int8 only; all: both.")] = OnnxQuant.all,
+             calibration_samples: SamplesOpt = 100, calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None,
+             weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False, untrained: UntrainedOpt = False) -> None:
+    """ONNX files for onnxruntime: OUT/onnx/NAME.onnx and NAME.int8.onnx (one per signature).
+
+    Example: `genimg-export onnx --model srgan --out out/ --opset 17`
+    """
+    variants = {OnnxQuant.none: ["fp32"], OnnxQuant.int8: ["int8"], OnnxQuant.all: ["fp32", "int8"]}[quantize]
+    _export(model, out, [("onnx", v) for v in variants], weights, allow_unsafe, untrained,
+            calibration=(calibration_npz, calibration_dir), strict=quantize is OnnxQuant.int8,
+            opset=opset, calibration_samples=calibration_samples)
+
+
+@command("all")
+def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: OpsetOpt = 17,
+            int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = 100, calibration_npz: NpzOpt = None,
+            calibration_dir: CalDirOpt = None, weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False,
+            untrained: UntrainedOpt = False) -> None:
+    """Every format and variant, then a ✓/✗ table; exits 3 if any artifact failed.
+
+    Example: `genimg-export all --model srgan --out out/`
+    """
+    from genimg_export.exporters.formats import format_variants
+
+    _export(model, out, format_variants(), weights, allow_unsafe, untrained,
+            calibration=(calibration_npz, calibration_dir), table=True, version=version, opset=opset,
+            int8_io=int8_io, calibration_samples=calibration_samples)
+
+
+def _export(model: str, out: Path, pairs, weights, allow_unsafe, untrained, calibration=(None, None),
+            strict: bool = False, table: bool = False, **options) -> None:
+    """Load the model, export ``pairs`` with a progress line, print results, fail if any failed."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import time
+
+    from rich.console import Console
+
+    from genimg_export.errors import ExportError
+    from genimg_export.exporters import run_all
+    from genimg_export.exporters.saved_model import check_new_version
+    from genimg_export.exporters.tflite import require_calibration
+    from genimg_export.train import check_out_dir
+    from genimg_export.zoo import loading, user
+
+    start = time.perf_counter()
+    check_out_dir(out)
+    spec = user.with_calibration(loading.get_spec(model, allow_unsafe), *calibration)
+    if strict:
+        for _, variant in pairs:
+            require_calibration(spec, variant)
+    if ("saved_model", "fp32") in pairs:  # fail before the slow model load
+        check_new_version(out, spec, options.get("version"))
+    keras_model = spec.build() if untrained else loading.load_model(spec, weights, allow_unsafe)
+    console = Console(stderr=True)
+    with console.status(f"exporting {spec.name}") as status:
+        outcomes = run_all(
+            spec, keras_model, out, pairs,
+            on_outcome=lambda o: _print_outcome(o, out),
+            log=lambda message: status.update(f"{spec.name}: {message}"), **options,
+        )
+    if table:
+        _print_table(outcomes, out, time.perf_counter() - start)
+    failed = [o for o in outcomes if o.error]
+    if failed:
+        raise ExportError(f"{len(failed)} of {len(outcomes)} exports failed: " + "; ".join(o.error for o in failed))
+
+
+def _print_outcome(outcome, out: Path) -> None:
+    if outcome.skipped:
+        typer.echo(f"- {outcome.format:<11} {outcome.variant:<7} skipped: {outcome.skipped}")
+    elif outcome.error:
+        typer.echo(f"✗ {outcome.format:<11} {outcome.variant:<7} {outcome.error}")
+    for a in outcome.artifacts:
+        fixed = f"  fixed {a.fixed_size[0]}x{a.fixed_size[1]}" if a.fixed_size else ""
+        typer.echo(f"✓ {a.format:<11} {a.variant:<7} {Path(out) / a.path}  {_size(a.bytes)}  {a.seconds:.1f} s{fixed}")
+
+
+def _print_table(outcomes, out: Path, total: float) -> None:
+    typer.echo(f"\n{'':2}{'format':<12}{'variant':<9}{'size':>10}{'seconds':>9}  path / reason")
+    for o in outcomes:
+        mark = "✓" if o.ok else ("-" if o.skipped else "✗")
+        if o.artifacts:
+            for a in o.artifacts:
+                typer.echo(f"{mark} {a.format:<12}{a.variant:<9}{_size(a.bytes):>10}{a.seconds:>9.1f}  {a.path}")
+        else:
+            typer.echo(f"{mark} {o.format:<12}{o.variant:<9}{'':>10}{o.seconds:>9.1f}  {o.error or o.skipped}")
+    ok = sum(o.ok for o in outcomes)
+    typer.echo(f"{ok}/{len(outcomes)} exported into {out} in {total:.1f} s; manifest: {Path(out) / 'manifest.json'}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB"
+
+
+@command("info")
+def info_cmd(path: Annotated[Path, typer.Argument(help="An exported file or SavedModel version directory.")]) -> None:
+    """Print an artifact's manifest entry, or the metadata embedded in a .tflite/.onnx.
+
+    Example: `genimg-export info out/tflite/srgan.int8.tflite`
+    """
+    from genimg_export.errors import NotFoundError
+    from genimg_export.exporters import files, manifest
+
+    if not path.exists():
+        raise NotFoundError(f"no such file or directory: {path}")
+    try:
+        out, artifact = manifest.find(path)
+    except NotFoundError:
+        meta = _embedded(path)
+        if meta is None:
+            raise NotFoundError(
+                f"{path} has no manifest.json entry (searched its parent folders) and no embedded"
+                " genimg_export metadata; expected a file written by genimg-export"
+            ) from None
+        typer.echo(f"# embedded metadata of {path} (no manifest entry)")
+        typer.echo(json.dumps(meta, indent=2))
+        return
+    typer.echo(f"# manifest entry in {out / manifest.MANIFEST}")
+    typer.echo(json.dumps(artifact.to_json(), indent=2))
+    if files.sha256_path(path) != artifact.sha256:
+        typer.secho(f"warning: {path} changed since export (sha256 differs from the manifest)", err=True,
+                    fg=typer.colors.YELLOW)
+
+
+def _embedded(path: Path):
+    from genimg_export.errors import InvalidInputError
+
+    if path.suffix == ".tflite":
+        from genimg_edge.metadata import ModelFileError, read_metadata
+
+        try:
+            return read_metadata(path)
+        except ModelFileError as e:
+            raise InvalidInputError(str(e)) from e
+    if path.suffix == ".onnx":
+        from genimg_export.exporters.onnx import read_metadata
+
+        try:
+            return read_metadata(path)
+        except Exception as e:  # onnx raises DecodeError and others for a damaged file
+            raise InvalidInputError(f"{path} is not a readable ONNX file ({e})") from e
+    return None

@@ -1,0 +1,131 @@
+"""Exporters: one module per format, driven by the table in ``formats``.
+
+Python API::
+
+    from genimg_export.exporters import export_all
+    from genimg_export.zoo import registry
+    spec = registry.get("srgan")
+    artifacts = export_all(spec, spec.build(), Path("out"))   # or a trained model
+
+``export_variant`` exports one (format, variant); ``run_all`` exports every
+row of the table and reports each as an ``Outcome`` (✓, ✗ with the reason, or
+skipped with the reason), which is what ``genimg-export all`` prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genimg_export.errors import ExportError, GenimgError
+from genimg_export.exporters import check, manifest
+from genimg_export.exporters.formats import FORMATS, format_variants, options_for
+from genimg_export.exporters.manifest import Artifact
+from genimg_export.zoo.spec import ModelSpec
+
+__all__ = ["Artifact", "Outcome", "export_all", "export_variant", "run_all"]
+
+
+@dataclass
+class Outcome:
+    """What happened to one (format, variant): artifacts on success, else a reason."""
+
+    format: str
+    variant: str
+    artifacts: list[Artifact] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.skipped is None
+
+
+def export_variant(spec: ModelSpec, model, out: Path, fmt: str, variant: str, source, log=None,
+                   **options) -> list[Artifact]:
+    """Export one (format, variant) and record it in ``out/manifest.json``.
+
+    ``source`` is a ``saved_model.SavedModelSource`` the converters start from;
+    options a variant does not accept (see the format table) are ignored.
+    """
+    fn = FORMATS[fmt].export_fn()
+    result = fn(spec, model, Path(out), variant, source=source, log=log, **options_for(fmt, variant, options))
+    artifacts = result if isinstance(result, list) else [result]
+    manifest.update(Path(out), artifacts)
+    return artifacts
+
+
+def run_all(spec: ModelSpec, model, out: Path, pairs: list[tuple[str, str]] | None = None,
+            on_outcome: Callable[[Outcome], None] | None = None, log=None, **options) -> list[Outcome]:
+    """Export every (format, variant) in ``pairs`` (default: the whole table), never stopping
+    at a failure. int8 variants are skipped, with the reason, when the spec has no calibration data.
+    """
+    from genimg_export.exporters import saved_model
+    from genimg_export.train import check_out_dir
+
+    out = check_out_dir(Path(out))
+    pairs = pairs or format_variants()
+    spec = with_cached_calibration(spec)
+    if ("saved_model", "fp32") in pairs:
+        saved_model.check_new_version(out, spec, options.get("version"))
+    outcomes = []
+    with saved_model.SavedModelSource(spec, model) as source:
+        for fmt, variant in pairs:
+            outcome = _one(spec, model, out, fmt, variant, source, log, options)
+            if fmt == "saved_model" and outcome.ok and outcome.artifacts[0].fixed_size is None:
+                source.use(out / outcome.artifacts[0].path)  # convert from what was just exported
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+    return outcomes
+
+
+def with_cached_calibration(spec: ModelSpec) -> ModelSpec:
+    """The spec with calibration_inputs memoised, so TFLite and ONNX int8 share one draw."""
+    if spec.calibration_inputs is None:
+        return spec
+    draw, cache = spec.calibration_inputs, {}
+
+    def calibration_inputs(n: int, signature: str = "serving_default"):
+        if (n, signature) not in cache:
+            cache[n, signature] = draw(n, signature=signature)
+        return cache[n, signature]
+
+    return dataclasses.replace(spec, calibration_inputs=calibration_inputs)
+
+
+def _one(spec, model, out, fmt, variant, source, log, options) -> Outcome:
+    start = time.perf_counter()
+    outcome = Outcome(fmt, variant)
+    if variant in FORMATS[fmt].calibrated and spec.calibration_inputs is None:
+        outcome.skipped = "no calibration data (pass --calibration-npz or --calibration-dir)"
+        return outcome
+    step_log = None
+    if log:
+        log(f"{fmt} {variant}")
+        step_log = lambda message: log(f"{fmt} {variant}: {message}")  # noqa: E731
+    try:
+        outcome.artifacts = export_variant(spec, model, out, fmt, variant, source, step_log, **options)
+    except GenimgError as e:
+        outcome.error = str(e)
+    except Exception as e:  # a converter crash must not hide the rest of the table
+        outcome.error = f"{fmt} {variant}: {check.reason(e)}"
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def export_all(spec: ModelSpec, keras_model, out: Path, **options) -> list[Artifact]:
+    """Export every format and variant; raise ExportError listing failures, if any.
+
+    Options: ``version`` (SavedModel), ``opset`` (ONNX), ``int8_io`` and
+    ``calibration_samples`` (int8 variants).
+    """
+    outcomes = run_all(spec, keras_model, out, **options)
+    failed = [o for o in outcomes if o.error]
+    if failed:
+        raise ExportError("; ".join(o.error for o in failed))
+    return [a for o in outcomes for a in o.artifacts]

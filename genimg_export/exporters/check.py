@@ -1,0 +1,135 @@
+"""Prove a converted model loads in its own runtime and runs one sample.
+
+An exporter reports ✓ only after this: one seeded sample per signature, at a
+size other than the canonical one for dynamic-shape models (so a model that
+silently ignores new H x W is caught), must give every declared output with
+the expected shape and no NaN/Inf. Numeric closeness to Keras is the parity
+suite's job; this only decides "works" and "needs the fixed-size fallback".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+from genimg_export.errors import ExportError
+from genimg_export.zoo.spec import ModelSpec, Signature
+
+
+def probe_size(spec: ModelSpec, fixed_size=None) -> tuple[int, int]:
+    """The H x W a smoke run uses: ``fixed_size``, else a small non-square, non-canonical size."""
+    if fixed_size:
+        return tuple(fixed_size)
+    base = max(spec.spatial_multiple, 8)
+    return (base * 2, base * 3)
+
+
+def expected_shape(spec: ModelSpec, tensor, n: int, size) -> tuple[int | None, ...]:
+    """Declared shape with the batch and dynamic H x W (input size x scale) filled in."""
+    dims = list(tensor.shape)
+    if tensor.is_image:
+        dims[0] = dims[0] if dims[0] is not None else size[0] * spec.scale
+        dims[1] = dims[1] if dims[1] is not None else size[1] * spec.scale
+    return (n, *dims)
+
+
+def sample(spec: ModelSpec, sig: Signature, size) -> dict[str, np.ndarray]:
+    inputs = spec.sample_inputs(1, seed=0, signature=sig.name, size=size)
+    return {t.name: np.asarray(inputs[t.name]).astype(t.dtype) for t in sig.inputs}
+
+
+def verify_outputs(spec: ModelSpec, sig: Signature, outputs: dict, size, what: str) -> None:
+    """Raise ExportError unless ``outputs`` has every declared name, shape and finite values."""
+    missing = [t.name for t in sig.outputs if t.name not in outputs]
+    if missing:
+        raise ExportError(f"{what}: signature '{sig.name}' lacks outputs {missing}; got {sorted(outputs)}")
+    for t in sig.outputs:
+        value = np.asarray(outputs[t.name])
+        want = expected_shape(spec, t, 1, size)
+        if any(w is not None and w != g for w, g in zip(want, value.shape)) or len(want) != value.ndim:
+            raise ExportError(
+                f"{what}: output '{t.name}' of '{sig.name}' has shape {list(value.shape)} for input"
+                f" size {list(size)}; expected {list(want)}"
+            )
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            raise ExportError(f"{what}: output '{t.name}' of '{sig.name}' contains NaN or Inf")
+
+
+def run_tflite(model_bytes: bytes, spec: ModelSpec, size) -> None:
+    """Run one sample through every signature of a .tflite with ai_edge_litert."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    with quiet_native_output():
+        interpreter = Interpreter(model_content=model_bytes)
+        results = []
+        for sig in spec.signatures:
+            runner = interpreter.get_signature_runner(sig.name)
+            details = runner.get_input_details()
+            feed = {k: _quantize(v, details[k]) for k, v in sample(spec, sig, size).items()}
+            out_details = runner.get_output_details()
+            results.append((sig, {k: _dequantize(v, out_details[k]) for k, v in runner(**feed).items()}))
+    for sig, outputs in results:
+        verify_outputs(spec, sig, outputs, size, "TFLite smoke run")
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if detail["dtype"] in (np.int8, np.uint8) and scale:
+        info = np.iinfo(detail["dtype"])
+        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
+    return x.astype(detail["dtype"])
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if detail["dtype"] in (np.int8, np.uint8) and scale:
+        return (y.astype(np.float32) - zero) * scale
+    return y
+
+
+def run_onnx(path, spec: ModelSpec, sig: Signature, size) -> None:
+    """Load an .onnx in onnxruntime's CPU provider and run one sample of ``sig``."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(names, sample(spec, sig, size))))
+    verify_outputs(spec, sig, outputs, size, "onnxruntime smoke run")
+
+
+def reason(e: BaseException) -> str:
+    """A short, informative summary of a converter or runtime error (op/layer names kept)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    keep = [line for line in lines if any(k in line.lower() for k in ("encountered when calling", " op", "error:"))]
+    text = "; ".join(dict.fromkeys((keep or lines)[:3])) or type(e).__name__
+    if isinstance(e, ExportError):
+        return text[:500]
+    return f"{type(e).__name__}: {text[:500]}"
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Silence what TFLite's C++ code prints straight to fds 1 and 2 ("fully_quantize: 0, ...",
+    "Created TensorFlow Lite XNNPACK delegate") and its deprecation warning, so a
+    command's output is its own log lines."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)

@@ -1,0 +1,295 @@
+"""ONNX for onnxruntime: ``out/onnx/<name>[.<signature>][.int8].onnx``.
+
+- ``fp32``: tf2onnx from the SavedModel (the loader its command line uses,
+  which keeps the signature's input/output names), opset 17 by default, batch and H x W as named dynamic dims where the spec allows.
+- ``int8``: onnxruntime static quantization in QDQ format, calibrated by a
+  reader over the spec's ``calibration_inputs`` (not ``quantize_dynamic``,
+  whose ConvInteger is slow or missing on CPU). ``reduce_range`` (7-bit
+  weights) is chosen on x86 CPUs without VNNI, where u8s8 products can
+  saturate; the choice is recorded in the manifest and the file.
+
+One file per signature (``vae.onnx``, ``vae.encode.onnx``). Each file carries
+the genimg_export metadata in ``metadata_props`` and is loaded in the CPU
+provider and run on one sample before it is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genimg_export.errors import ExportError, InvalidInputError
+from genimg_export.exporters import check, files, manifest
+from genimg_export.exporters.tflite import calibration_options, require_calibration
+from genimg_export.train import check_out_dir
+from genimg_export.zoo.spec import ModelSpec, Signature
+
+DEFAULT_OPSET = 17
+OPSETS = range(13, 19)
+METADATA_KEY = "genimg_export"
+
+
+def path_for(out: Path, spec: ModelSpec, sig: Signature, variant: str) -> Path:
+    parts = [spec.name]
+    if sig.name != spec.default_signature.name:
+        parts.append(sig.name)
+    if variant != "fp32":
+        parts.append(variant)
+    return Path(out) / "onnx" / (".".join(parts) + ".onnx")
+
+
+def export(spec: ModelSpec, model, out: Path, variant: str, source, opset: int = DEFAULT_OPSET,
+           calibration_samples: int = 100, log=None) -> list[manifest.Artifact]:
+    """Export ``variant`` of every signature; returns one Artifact per file."""
+    if opset not in OPSETS:
+        raise InvalidInputError(f"--opset must be between {OPSETS.start} and {OPSETS.stop - 1}, got {opset}")
+    if variant not in ("fp32", "int8"):
+        raise InvalidInputError(f"unknown ONNX variant '{variant}'; expected fp32 or int8")
+    require_calibration(spec, variant)
+    check_out_dir(Path(out) / "onnx")
+    files.sweep_stale(Path(out) / "onnx")
+    return [_export_signature(spec, model, out, variant, source, sig, opset, calibration_samples, log)
+            for sig in spec.signatures]
+
+
+def _export_signature(spec, model, out, variant, source, sig, opset, calibration_samples, log):
+    start = time.perf_counter()
+    options = {"opset": opset, "signature": sig.name}
+    fp32, fixed = _fp32_checked(spec, source, sig, opset, log)
+    onnx_model = _load(fp32)
+    if variant == "int8":
+        options.update(int8_choice(), **calibration_options(spec, calibration_samples))
+        onnx_model = _quantize(spec, sig, fp32, source, options, fixed, log)
+    source_hash = manifest.source_sha256(spec, model)
+    versions = manifest.tool_versions("tf2onnx", "onnx", "onnxruntime")
+    meta = manifest.embedded_metadata(spec, "onnx", variant, [sig], source_hash, versions, fixed, options)
+    _set_metadata(onnx_model, meta)
+    target = path_for(out, spec, sig, variant)
+    with files.atomic_path(target) as tmp:
+        _save(onnx_model, tmp)
+        try:
+            check.run_onnx(tmp, spec, sig, check.probe_size(spec, fixed))
+        except Exception as e:
+            raise ExportError(f"ONNX {variant} of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
+    return manifest.make_artifact(
+        spec, out, target, "onnx", variant, signatures=[sig], source=source_hash, versions=versions,
+        seconds=time.perf_counter() - start, fixed_size=fixed, options=options,
+    )
+
+
+def _fp32_checked(spec, source, sig, opset, log) -> tuple[Path, list[int] | None]:
+    """The fp32 ONNX of ``sig`` (a cached temp file), dynamic if it runs at a new size."""
+    try:
+        path = source.cached(("onnx", sig.name, opset), lambda p: convert(spec, source.path(), sig, opset, p, log))
+        check.run_onnx(path, spec, sig, check.probe_size(spec))
+        return path, None
+    except Exception as e:
+        if not (spec.dynamic_spatial and spec.canonical_size):
+            raise ExportError(f"ONNX of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
+        dynamic_error = e
+    fixed = list(spec.canonical_size)
+    if log:
+        log(f"dynamic H x W failed ({check.reason(dynamic_error)}); retrying at {fixed[0]}x{fixed[1]}")
+    try:
+        key = ("onnx", sig.name, opset, *fixed)
+        path = source.cached(key, lambda p: convert(spec, source.path(fixed), sig, opset, p, log))
+        check.run_onnx(path, spec, sig, fixed)
+    except Exception as e:
+        raise ExportError(
+            f"ONNX of '{spec.name}' ({sig.name}): {check.reason(e)} (at the canonical size; with dynamic"
+            f" H x W: {check.reason(dynamic_error)})"
+        ) from e
+    return path, fixed
+
+
+def convert(spec: ModelSpec, saved_model: Path, sig: Signature, opset: int, output: Path, log=None) -> None:
+    """tf2onnx on one signature of a SavedModel (the path its command line takes), then
+    readable tensor and dim names. Any op tf2onnx could not convert fails the export."""
+    from tf2onnx import convert as tf2onnx_convert
+    from tf2onnx import tf_loader
+
+    if log:
+        log(f"tf2onnx {sig.name} (opset {opset})")
+    with _tf2onnx_errors() as errors:
+        graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
+            str(saved_model), None, None, tag="serve", signatures=[sig.name], return_tensors_to_rename=True
+        )
+        model, _ = tf2onnx_convert.from_graph_def(
+            graph_def, name=spec.name, input_names=inputs, output_names=outputs, opset=opset,
+            tensors_to_rename=renames,
+        )
+    if errors:
+        raise ExportError(f"tf2onnx could not convert '{sig.name}': {' | '.join(errors[:3])[:600]}")
+    _name_dims(model, sig)
+    _rename_tensors(model.graph, lambda name, _: _tidy(name))
+    for node in model.graph.node:
+        node.name = _tidy(node.name)
+    _save(model, output)
+
+
+@contextlib.contextmanager
+def _tf2onnx_errors():
+    """Collect tf2onnx's error log lines (unsupported ops) and keep its info/warnings quiet."""
+    import logging
+
+    errors: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            errors.append(record.getMessage().splitlines()[0])
+
+    loggers = [logging.getLogger(n) for n in ("tf2onnx", "tensorflow")]
+    levels = [lg.level for lg in loggers]
+    handler = Collect(level=logging.ERROR)
+    loggers[0].addHandler(handler)
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield errors
+    finally:
+        loggers[0].removeHandler(handler)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _name_dims(model, sig: Signature) -> None:
+    """``unk__12`` -> ``batch``, ``<tensor>_height``, ``<tensor>_width`` (and check the names)."""
+    graph = model.graph
+    got_in = [i.name for i in graph.input]
+    got_out = [o.name for o in graph.output]
+    want_in, want_out = [t.name for t in sig.inputs], [t.name for t in sig.outputs]
+    if sorted(got_in) != sorted(want_in) or sorted(got_out) != sorted(want_out):
+        raise ExportError(f"tf2onnx renamed tensors: inputs {got_in}, outputs {got_out}; expected {want_in} -> {want_out}")
+    for value in [*graph.input, *graph.output]:
+        dims = value.type.tensor_type.shape.dim
+        for i, dim in enumerate(dims):
+            if dim.HasField("dim_value"):
+                continue
+            dim.dim_param = "batch" if i == 0 else f"{value.name}_{('height', 'width')[i - 1] if i <= 2 else i}"
+
+
+def _tidy(name: str) -> str:
+    """``StatefulPartitionedCall/srgan_1/conv2d_1/convolution/ReadVariableOp:0`` ->
+    ``conv2d_1/convolution/w``: the Keras layer stays readable, TF's call scopes go."""
+    name = re.sub(r"^(StatefulPartitionedCall(_\d+)?/)+[^/]+/", "", name)
+    return name.replace("/ReadVariableOp:0", "/w").removesuffix(":0")
+
+
+def _rename_tensors(graph, new_name) -> None:
+    """Rename every tensor except the graph's inputs and outputs (whose names are the API).
+
+    ``new_name(old, index)`` gives the new name of the index-th distinct tensor.
+    """
+    if any(a.type == a.GRAPH or a.type == a.GRAPHS for n in graph.node for a in n.attribute):
+        return  # control-flow subgraphs refer to outer names; leave them as converted
+    keep = {v.name for v in [*graph.input, *graph.output]}
+    mapping: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        if not name or name in keep:
+            return name
+        if name not in mapping:
+            mapping[name] = new_name(name, len(mapping))
+        return mapping[name]
+
+    for node in graph.node:
+        node.input[:] = [rename(x) for x in node.input]
+        node.output[:] = [rename(x) for x in node.output]
+    for tensor in graph.initializer:
+        tensor.name = rename(tensor.name)
+    for value in graph.value_info:
+        value.name = rename(value.name)
+
+
+def int8_choice() -> dict:
+    """Activation/weight types and reduce_range for this CPU (onnxruntime's own guidance)."""
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return {"cpu": machine, "vnni": False, "activation_type": "QInt8", "weight_type": "QInt8", "reduce_range": False}
+    vnni = has_vnni()
+    return {"cpu": machine, "vnni": vnni, "activation_type": "QUInt8", "weight_type": "QInt8", "reduce_range": not vnni}
+
+
+def has_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    try:
+        flags = Path(cpuinfo).read_text().split()
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "avx512vnni"))
+
+
+def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    data = spec.calibration_inputs(options["calibration_samples"], signature=sig.name)
+    count = min(len(np.asarray(data[t.name])) for t in sig.inputs)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.i = 0
+
+        def get_next(self):
+            if self.i >= count:
+                return None
+            if log and self.i % 20 == 0:
+                log(f"calibrating {sig.name}: {self.i}/{count}")
+            item = {t.name: np.asarray(data[t.name][self.i : self.i + 1]).astype(t.dtype) for t in sig.inputs}
+            self.i += 1
+            return item
+
+    pre = source.cached(("onnx-pre", sig.name, options["opset"], *(fixed or ())),
+                        lambda p: quant_pre_process(str(fp32), str(p), skip_symbolic_shape=True))
+    quantized = pre.with_name(pre.name + f".int8-{os.getpid()}.onnx")
+    try:
+        quantize_static(
+            str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            reduce_range=options["reduce_range"], activation_type=getattr(QuantType, options["activation_type"]),
+            weight_type=getattr(QuantType, options["weight_type"]),
+        )
+        model = _load(quantized)
+        # the QDQ graph has ~4 tensors per weight and long names would cost ~10% of
+        # the file; node names, which profilers and errors show, keep the layer names
+        _rename_tensors(model.graph, lambda _, i: f"t{i}")
+        return model
+    except Exception as e:
+        raise ExportError(f"ONNX int8 of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
+    finally:
+        quantized.unlink(missing_ok=True)
+
+
+def _load(path: Path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def _save(model, path: Path) -> None:
+    import onnx
+
+    onnx.save(model, str(path))
+
+
+def _set_metadata(model, meta: dict) -> None:
+    for prop in list(model.metadata_props):
+        if prop.key == METADATA_KEY:
+            model.metadata_props.remove(prop)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
+
+
+def read_metadata(path: Path) -> dict | None:
+    """The genimg_export metadata stored in an .onnx file, or None."""
+    import onnx
+
+    for prop in onnx.load(str(path), load_external_data=False).metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    return None

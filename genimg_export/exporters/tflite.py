@@ -1,0 +1,148 @@
+"""TFLite (LiteRT): ``out/tflite/<name>.<variant>.tflite`` in four variants.
+
+- ``fp32``: float model.
+- ``fp16``: float16 weights (computation in float32 where the CPU lacks fp16).
+- ``dynamic``: int8 weights, float activations (dynamic-range quantization).
+- ``int8``: full integer, calibrated on >= 100 samples of the spec's
+  ``calibration_inputs``; float I/O by default, int8 I/O with ``int8_io``.
+
+Converted from the SavedModel (every signature kept, so vae's ``encode`` and
+``serving_default`` live in one file), with dynamic H x W kept where LiteRT
+runs the model at a new size, else converted at the spec's canonical size and
+``fixed_size`` recorded. The genimg_export metadata is embedded in the file.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genimg_export.errors import ExportError, InvalidInputError
+from genimg_export.exporters import check, files, manifest
+from genimg_export.train import check_out_dir
+from genimg_export.zoo.spec import ModelSpec
+
+MIN_CALIBRATION = 100
+CALIBRATION_FLAGS = "--calibration-npz FILE.npz (keys = input names) or --calibration-dir DIR (images)"
+
+
+def path_for(out: Path, spec: ModelSpec, variant: str) -> Path:
+    return Path(out) / "tflite" / f"{spec.name}.{variant}.tflite"
+
+
+def export(spec: ModelSpec, model, out: Path, variant: str, source, int8_io: bool = False,
+           calibration_samples: int = MIN_CALIBRATION, log=None) -> manifest.Artifact:
+    """Convert, smoke-run, embed metadata and atomically write one variant.
+
+    Args:
+        source: a ``saved_model.SavedModelSource`` to convert from.
+        int8_io: int8 variant only: int8 input/output tensors instead of float.
+        calibration_samples: int8 variant only: representative samples (>= 100 advised).
+    """
+    start = time.perf_counter()
+    require_calibration(spec, variant)
+    options = {"int8_io": int8_io, **calibration_options(spec, calibration_samples)} if variant == "int8" else {}
+    target = path_for(out, spec, variant)
+    check_out_dir(target.parent)
+    files.sweep_stale(target.parent)
+    model_bytes, fixed = _convert_checked(spec, source, variant, options, log)
+    source_hash = manifest.source_sha256(spec, model)
+    versions = manifest.tool_versions("ai-edge-litert")
+    meta = manifest.embedded_metadata(spec, "tflite", variant, spec.signatures, source_hash, versions, fixed, options)
+    from genimg_edge.metadata import embed_metadata
+
+    with files.atomic_path(target) as tmp:
+        tmp.write_bytes(embed_metadata(model_bytes, meta))
+    return manifest.make_artifact(
+        spec, out, target, "tflite", variant, signatures=spec.signatures, source=source_hash,
+        versions=versions, seconds=time.perf_counter() - start, fixed_size=fixed, options=options,
+    )
+
+
+def calibration_options(spec: ModelSpec, samples: int) -> dict:
+    """What an int8 artifact records about its calibration (and where user data came from)."""
+    options = {"calibration_samples": samples}
+    if "calibration" in spec.extra:
+        options["calibration"] = spec.extra["calibration"]
+    return options
+
+
+def require_calibration(spec: ModelSpec, variant: str) -> None:
+    if variant == "int8" and spec.calibration_inputs is None:
+        raise InvalidInputError(
+            f"int8 needs calibration data and model '{spec.name}' has none; pass {CALIBRATION_FLAGS}"
+        )
+
+
+def _convert_checked(spec: ModelSpec, source, variant: str, options: dict, log):
+    """Convert with dynamic H x W and prove it runs at a new size; else fall back to fixed size."""
+    try:
+        model_bytes = convert(spec, source.path(), variant, log=log, **options)
+        check.run_tflite(model_bytes, spec, check.probe_size(spec))
+        return model_bytes, None
+    except Exception as e:
+        if not (spec.dynamic_spatial and spec.canonical_size):
+            raise _failure(spec, variant, e) from e
+        dynamic_error = e
+    fixed = list(spec.canonical_size)
+    if log:
+        log(f"dynamic H x W failed ({check.reason(dynamic_error)}); retrying at {fixed[0]}x{fixed[1]}")
+    try:
+        model_bytes = convert(spec, source.path(fixed), variant, log=log, **options)
+        check.run_tflite(model_bytes, spec, fixed)
+    except Exception as e:
+        raise _failure(spec, variant, e, dynamic_error) from e
+    return model_bytes, fixed
+
+
+def _failure(spec, variant, error, dynamic_error=None) -> ExportError:
+    text = f"TFLite {variant} of '{spec.name}': {check.reason(error)}"
+    if dynamic_error is not None:
+        text += f" (at the canonical size; with dynamic H x W: {check.reason(dynamic_error)})"
+    return ExportError(text)
+
+
+def convert(spec: ModelSpec, saved_model: Path, variant: str, int8_io: bool = False,
+            calibration_samples: int = MIN_CALIBRATION, log=None) -> bytes:
+    """The .tflite bytes of ``variant`` converted from a SavedModel directory."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(saved_model), signature_keys=[s.name for s in spec.signatures]
+    )
+    if variant == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset(spec, calibration_samples, log)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    elif variant != "fp32":
+        raise InvalidInputError(f"unknown TFLite variant '{variant}'; expected fp32, fp16, dynamic or int8")
+    with check.quiet_native_output():
+        return converter.convert()
+
+
+def representative_dataset(spec: ModelSpec, n: int, log=None):
+    """A generator factory over ``n`` calibration samples of every signature, one at a time."""
+    batches = {s.name: spec.calibration_inputs(n, signature=s.name) for s in spec.signatures}
+    multi = len(spec.signatures) > 1
+
+    def generate():
+        for sig in spec.signatures:
+            data = batches[sig.name]
+            count = min(len(np.asarray(data[t.name])) for t in sig.inputs)
+            for i in range(count):
+                if log and i % 20 == 0:
+                    log(f"calibrating {sig.name}: {i}/{count}")
+                sample = {t.name: np.asarray(data[t.name][i : i + 1]).astype(t.dtype) for t in sig.inputs}
+                yield (sig.name, sample) if multi else sample
+
+    return generate
