@@ -46,13 +46,14 @@ class Row:
     signature: str = "serving_default"
     dtype_ok: bool = True
     frac_outside: float | None = None
+    ran: bool = True  # False when the backend could not be opened or run (not in the JSON)
 
     @property
     def label(self) -> str:
         return self.backend if self.variant is None else f"{self.backend}/{self.variant}"
 
     def to_json(self) -> dict:
-        return {k: _finite(v) for k, v in asdict(self).items()}
+        return {k: _finite(v) for k, v in asdict(self).items() if k != "ran"}
 
 
 @dataclass
@@ -201,7 +202,7 @@ def _check_target(spec, target: Target, plan: InputPlan, reference: _Reference, 
         finally:
             runner.close()
     except Exception as e:  # every backend failure becomes a failed row, never a crash
-        return [_failed(target, t.name, f"{type(e).__name__}: {_first_line(e)}") for t in sig.outputs]
+        return [_failed(target, t.name, _describe(e), ran=False) for t in sig.outputs]
     first = plan.first_size(sig.name)
     if sig.name == spec.default_signature.name and first in sizes:
         i = sizes.index(first)
@@ -220,7 +221,7 @@ def _task_score(result: Result, target: Target, runner, spec, reference: _Refere
     try:
         value = round(task.score(runner.run, size), 3)
     except Exception as e:  # reported, not fatal: the parity rows carry the verdict
-        value, note = None, f"{type(e).__name__}: {_first_line(e)}"
+        value, note = None, _describe(e)
     else:
         note = None
     row = {"backend": target.backend, "variant": target.variant, "value": value}
@@ -249,7 +250,7 @@ def _row(spec, target: Target, tensor, refs: list, outs: list) -> Row:
     tol = FP32 if target.backend == "keras" else spec.tolerances.get((target.backend, target.variant))
     reasons = []
     if any(o is None for o in outs):
-        return _failed(target, tensor.name, "output missing")
+        return _failed(target, tensor.name, "output missing", ran=False)
     bad_shape = [(o.shape, r.shape) for o, r in zip(outs, refs) if o.shape != r.shape]
     dtype_ok = all(o.dtype == np.dtype(tensor.dtype) for o in outs)
     if bad_shape:
@@ -286,8 +287,9 @@ def _tolerance_reasons(spec, target: Target, tol: Tolerance | None, cmp: metrics
     return reasons
 
 
-def _failed(target: Target, output: str, reason: str) -> Row:
-    return Row(target.backend, target.variant, output, False, None, None, None, None, False, reason, target.signature, False)
+def _failed(target: Target, output: str, reason: str, ran: bool = True) -> Row:
+    return Row(target.backend, target.variant, output, False, None, None, None, None, False, reason,
+               target.signature, False, ran=ran)
 
 
 def _keep_pictures(result: Result, sig, label: str, plan: InputPlan, refs: dict, outs: dict) -> None:
@@ -304,9 +306,13 @@ def _keep_pictures(result: Result, sig, label: str, plan: InputPlan, refs: dict,
         pics["outputs"][label] = out[:PICTURES]
 
 
-def _first_line(e: BaseException) -> str:
+def _describe(e: BaseException) -> str:
+    """One line: a domain error's own message, else the exception type and first line."""
+    from genimg_export.errors import GenimgError
+
     lines = str(e).strip().splitlines()
-    return lines[0][:300] if lines else ""
+    text = lines[0][:300] if lines else ""
+    return text if isinstance(e, GenimgError) else f"{type(e).__name__}: {text}"
 
 
 def _finite(v):

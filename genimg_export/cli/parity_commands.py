@@ -95,11 +95,11 @@ def _print(result) -> None:
         verdict = "[green]pass[/]" if r.passed else f"[red]FAIL[/] {r.reason}"
         table.add_row(
             r.backend, r.variant or "-", *([r.signature] if many else []), r.output,
-            "ok" if r.shape_ok and r.dtype_ok else "[red]mismatch[/]",
+            "-" if not r.ran else "ok" if r.shape_ok and r.dtype_ok else "[red]mismatch[/]",
             _num(r.max_abs, ".2e"), _num(r.mean_abs, ".2e"), _num(r.psnr_db, ".1f"), _num(r.ssim, ".4f"),
             _num(r.frac_outside, ".2%"), verdict,
         )
-    console = Console(width=200)
+    console = Console(width=max(Console().width, 150))
     console.print(table)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
