@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--input", type=Path, help="input image for image-to-image models")
     p.add_argument("--output", type=Path, help="output image (.png/.jpg; a grid for generators), a folder, or .npz")
     p.add_argument("--tile", type=int, help="tiled inference with TILE x TILE input tiles (bounded memory)")
-    p.add_argument("--overlap", type=int, default=16, help="context pixels around each tile (default 16)")
+    p.add_argument("--overlap", type=int, default=24, help="context pixels around each tile (default 24: srgan tiles are then exact)")
     p.add_argument("--seed", type=int, default=0, help="generators: random seed for the latents")
     p.add_argument("--count", type=int, default=1, help="generators: number of images (also the bench batch)")
     p.add_argument("--label", type=int, help="conditional generators: class label (default: cycle through them)")
@@ -66,7 +65,6 @@ def _range(text: str) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # LiteRT's "Created XNNPACK delegate" INFO line
     args = parse_args(argv)
     try:
         model = EdgeModel.load(args.model, args.threads, args.input_range, args.output_range)

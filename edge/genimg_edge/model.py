@@ -189,7 +189,7 @@ class EdgeModel:
         image: np.ndarray,
         signature: str = DEFAULT_SIGNATURE,
         tile: int | None = None,
-        overlap: int = 16,
+        overlap: int = 24,
     ) -> np.ndarray:
         """Image-to-image (srgan, style, pix2pix): one (H, W, C) image in [-1, 1] -> output image in [-1, 1].
 

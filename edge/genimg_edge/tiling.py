@@ -22,7 +22,7 @@ def tiled(
     fn: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
     tile: int | None = None,
-    overlap: int = 16,
+    overlap: int = 24,
     multiple: int = 1,
     window: tuple[int, int] | None = None,
 ) -> np.ndarray:
