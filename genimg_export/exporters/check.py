@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -104,12 +105,26 @@ def run_onnx(path, spec: ModelSpec, sig: Signature, size) -> None:
 
 def reason(e: BaseException) -> str:
     """A short, informative summary of a converter or runtime error (op/layer names kept)."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = str(e)
+    flex = _needs_flex(text)
+    if flex:
+        return flex
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     keep = [line for line in lines if any(k in line.lower() for k in ("encountered when calling", " op", "error:"))]
-    text = "; ".join(dict.fromkeys((keep or lines)[:3])) or type(e).__name__
+    summary = "; ".join(dict.fromkeys((keep or lines)[:3])) or type(e).__name__
     if isinstance(e, ExportError):
-        return text[:500]
-    return f"{type(e).__name__}: {text[:500]}"
+        return summary[:500]
+    return f"{type(e).__name__}: {summary[:500]}"
+
+
+def _needs_flex(text: str) -> str | None:
+    """TFLite's MLIR error, reduced to the ops that need TF Select and the layers they sit in."""
+    ops = re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text)
+    if not ops:
+        return None
+    layers = re.findall(r'error: loc\(callsite\(fused\["\w+:", "([^"@]+)', text)
+    where = f" in {', '.join(dict.fromkeys(layers))}" if layers else ""
+    return f"op {', '.join(dict.fromkeys(ops))} is not a TFLite builtin (needs TF Select/Flex){where}"
 
 
 @contextlib.contextmanager

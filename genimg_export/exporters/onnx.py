@@ -23,11 +23,10 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 
 from genimg_export.errors import ExportError, InvalidInputError
 from genimg_export.exporters import check, files, manifest
-from genimg_export.exporters.tflite import calibration_options, require_calibration
+from genimg_export.exporters.tflite import calibration_data, calibration_options, require_calibration
 from genimg_export.train import check_out_dir
 from genimg_export.zoo.spec import ModelSpec, Signature
 
@@ -62,7 +61,9 @@ def export(spec: ModelSpec, model, out: Path, variant: str, source, opset: int =
 def _export_signature(spec, model, out, variant, source, sig, opset, calibration_samples, log):
     start = time.perf_counter()
     options = {"opset": opset, "signature": sig.name}
-    fp32, fixed = _fp32_checked(spec, source, sig, opset, log)
+    fp32, fixed, why = _fp32_checked(spec, source, sig, opset, log)
+    if why:
+        options["fixed_size_reason"] = why
     onnx_model = _load(fp32)
     if variant == "int8":
         options.update(int8_choice(), **calibration_options(spec, calibration_samples))
@@ -84,12 +85,13 @@ def _export_signature(spec, model, out, variant, source, sig, opset, calibration
     )
 
 
-def _fp32_checked(spec, source, sig, opset, log) -> tuple[Path, list[int] | None]:
-    """The fp32 ONNX of ``sig`` (a cached temp file), dynamic if it runs at a new size."""
+def _fp32_checked(spec, source, sig, opset, log):
+    """The fp32 ONNX of ``sig`` (a cached temp file), dynamic if it runs at a new size.
+    Returns (path, fixed_size or None, why it is fixed or None)."""
     try:
         path = source.cached(("onnx", sig.name, opset), lambda p: convert(spec, source.path(), sig, opset, p, log))
         check.run_onnx(path, spec, sig, check.probe_size(spec))
-        return path, None
+        return path, None, None
     except Exception as e:
         if not (spec.dynamic_spatial and spec.canonical_size):
             raise ExportError(f"ONNX of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
@@ -106,7 +108,7 @@ def _fp32_checked(spec, source, sig, opset, log) -> tuple[Path, list[int] | None
             f"ONNX of '{spec.name}' ({sig.name}): {check.reason(e)} (at the canonical size; with dynamic"
             f" H x W: {check.reason(dynamic_error)})"
         ) from e
-    return path, fixed
+    return path, fixed, f"dynamic H x W: {check.reason(dynamic_error)}"
 
 
 def convert(spec: ModelSpec, saved_model: Path, sig: Signature, opset: int, output: Path, log=None) -> None:
@@ -117,7 +119,7 @@ def convert(spec: ModelSpec, saved_model: Path, sig: Signature, opset: int, outp
 
     if log:
         log(f"tf2onnx {sig.name} (opset {opset})")
-    with _tf2onnx_errors() as errors:
+    with _logged_errors("tf2onnx", "tensorflow") as errors:
         graph_def, inputs, outputs, renames = tf_loader.from_saved_model(
             str(saved_model), None, None, tag="serve", signatures=[sig.name], return_tensors_to_rename=True
         )
@@ -135,8 +137,9 @@ def convert(spec: ModelSpec, saved_model: Path, sig: Signature, opset: int, outp
 
 
 @contextlib.contextmanager
-def _tf2onnx_errors():
-    """Collect tf2onnx's error log lines (unsupported ops) and keep its info/warnings quiet."""
+def _logged_errors(*names: str):
+    """Quiet the named loggers below ERROR and collect their error lines (tf2onnx
+    logs unsupported ops there instead of raising)."""
     import logging
 
     errors: list[str] = []
@@ -145,7 +148,7 @@ def _tf2onnx_errors():
         def emit(self, record):
             errors.append(record.getMessage().splitlines()[0])
 
-    loggers = [logging.getLogger(n) for n in ("tf2onnx", "tensorflow")]
+    loggers = [logging.getLogger(n or None) for n in names]
     levels = [lg.level for lg in loggers]
     handler = Collect(level=logging.ERROR)
     loggers[0].addHandler(handler)
@@ -229,8 +232,8 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    data = spec.calibration_inputs(options["calibration_samples"], signature=sig.name)
-    count = min(len(np.asarray(data[t.name])) for t in sig.inputs)
+    data = calibration_data(spec, sig, options["calibration_samples"], fixed)
+    count = min(len(data[t.name]) for t in sig.inputs)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -241,7 +244,7 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log):
                 return None
             if log and self.i % 20 == 0:
                 log(f"calibrating {sig.name}: {self.i}/{count}")
-            item = {t.name: np.asarray(data[t.name][self.i : self.i + 1]).astype(t.dtype) for t in sig.inputs}
+            item = {t.name: data[t.name][self.i : self.i + 1] for t in sig.inputs}
             self.i += 1
             return item
 
@@ -249,11 +252,12 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log):
                         lambda p: quant_pre_process(str(fp32), str(p), skip_symbolic_shape=True))
     quantized = pre.with_name(pre.name + f".int8-{os.getpid()}.onnx")
     try:
-        quantize_static(
-            str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            reduce_range=options["reduce_range"], activation_type=getattr(QuantType, options["activation_type"]),
-            weight_type=getattr(QuantType, options["weight_type"]),
-        )
+        with _logged_errors(""):  # ORT's quantizer warns on the root logger
+            quantize_static(
+                str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                reduce_range=options["reduce_range"], activation_type=getattr(QuantType, options["activation_type"]),
+                weight_type=getattr(QuantType, options["weight_type"]),
+            )
         model = _load(quantized)
         # the QDQ graph has ~4 tensors per weight and long names would cost ~10% of
         # the file; node names, which profilers and errors show, keep the layer names

@@ -47,7 +47,10 @@ def export(spec: ModelSpec, model, out: Path, variant: str, source, int8_io: boo
     target = path_for(out, spec, variant)
     check_out_dir(target.parent)
     files.sweep_stale(target.parent)
-    model_bytes, fixed = _convert_checked(spec, source, variant, options, log)
+    settings = {"int8_io": int8_io, "calibration_samples": calibration_samples}
+    model_bytes, fixed, why = _convert_checked(spec, source, variant, settings, log)
+    if why:
+        options["fixed_size_reason"] = why
     source_hash = manifest.source_sha256(spec, model)
     versions = manifest.tool_versions("ai-edge-litert")
     meta = manifest.embedded_metadata(spec, "tflite", variant, spec.signatures, source_hash, versions, fixed, options)
@@ -76,12 +79,13 @@ def require_calibration(spec: ModelSpec, variant: str) -> None:
         )
 
 
-def _convert_checked(spec: ModelSpec, source, variant: str, options: dict, log):
-    """Convert with dynamic H x W and prove it runs at a new size; else fall back to fixed size."""
+def _convert_checked(spec: ModelSpec, source, variant: str, settings: dict, log):
+    """Convert with dynamic H x W and prove it runs at a new size; else fall back to the
+    canonical size. Returns (bytes, fixed_size or None, why it is fixed or None)."""
     try:
-        model_bytes = convert(spec, source.path(), variant, log=log, **options)
+        model_bytes = convert(spec, source.path(), variant, log=log, **settings)
         check.run_tflite(model_bytes, spec, check.probe_size(spec))
-        return model_bytes, None
+        return model_bytes, None, None
     except Exception as e:
         if not (spec.dynamic_spatial and spec.canonical_size):
             raise _failure(spec, variant, e) from e
@@ -90,11 +94,11 @@ def _convert_checked(spec: ModelSpec, source, variant: str, options: dict, log):
     if log:
         log(f"dynamic H x W failed ({check.reason(dynamic_error)}); retrying at {fixed[0]}x{fixed[1]}")
     try:
-        model_bytes = convert(spec, source.path(fixed), variant, log=log, **options)
+        model_bytes = convert(spec, source.path(fixed), variant, fixed_size=fixed, log=log, **settings)
         check.run_tflite(model_bytes, spec, fixed)
     except Exception as e:
         raise _failure(spec, variant, e, dynamic_error) from e
-    return model_bytes, fixed
+    return model_bytes, fixed, f"dynamic H x W: {check.reason(dynamic_error)}"
 
 
 def _failure(spec, variant, error, dynamic_error=None) -> ExportError:
@@ -105,8 +109,9 @@ def _failure(spec, variant, error, dynamic_error=None) -> ExportError:
 
 
 def convert(spec: ModelSpec, saved_model: Path, variant: str, int8_io: bool = False,
-            calibration_samples: int = MIN_CALIBRATION, log=None) -> bytes:
-    """The .tflite bytes of ``variant`` converted from a SavedModel directory."""
+            calibration_samples: int = MIN_CALIBRATION, fixed_size=None, log=None) -> bytes:
+    """The .tflite bytes of ``variant`` converted from a SavedModel directory
+    (``fixed_size``: the H x W that SavedModel was written at, if not dynamic)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -119,7 +124,7 @@ def convert(spec: ModelSpec, saved_model: Path, variant: str, int8_io: bool = Fa
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative_dataset(spec, calibration_samples, log)
+        converter.representative_dataset = representative_dataset(spec, calibration_samples, fixed_size, log)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
             converter.inference_input_type = tf.int8
@@ -130,19 +135,33 @@ def convert(spec: ModelSpec, saved_model: Path, variant: str, int8_io: bool = Fa
         return converter.convert()
 
 
-def representative_dataset(spec: ModelSpec, n: int, log=None):
+def calibration_data(spec: ModelSpec, sig, n: int, fixed_size=None) -> dict[str, np.ndarray]:
+    """``n`` calibration samples of ``sig`` as dtype-correct arrays; image inputs of a
+    fixed-size export are resized to that size (the data may come at another one)."""
+    data = spec.calibration_inputs(n, signature=sig.name)
+    arrays = {t.name: np.asarray(data[t.name]).astype(t.dtype) for t in sig.inputs}
+    if fixed_size:
+        from genimg_export.data import resize
+
+        for t in sig.inputs:
+            if t.dynamic_spatial and tuple(arrays[t.name].shape[1:3]) != tuple(fixed_size):
+                arrays[t.name] = resize(arrays[t.name], *fixed_size).astype(t.dtype)
+    return arrays
+
+
+def representative_dataset(spec: ModelSpec, n: int, fixed_size=None, log=None):
     """A generator factory over ``n`` calibration samples of every signature, one at a time."""
-    batches = {s.name: spec.calibration_inputs(n, signature=s.name) for s in spec.signatures}
+    batches = {s.name: calibration_data(spec, s, n, fixed_size) for s in spec.signatures}
     multi = len(spec.signatures) > 1
 
     def generate():
         for sig in spec.signatures:
             data = batches[sig.name]
-            count = min(len(np.asarray(data[t.name])) for t in sig.inputs)
+            count = min(len(data[t.name]) for t in sig.inputs)
             for i in range(count):
                 if log and i % 20 == 0:
                     log(f"calibrating {sig.name}: {i}/{count}")
-                sample = {t.name: np.asarray(data[t.name][i : i + 1]).astype(t.dtype) for t in sig.inputs}
+                sample = {t.name: data[t.name][i : i + 1] for t in sig.inputs}
                 yield (sig.name, sample) if multi else sample
 
     return generate
