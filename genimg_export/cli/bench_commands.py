@@ -1,3 +1,106 @@
-"""CLI commands: bench (see the module docstring of cli.app for conventions)."""
+"""CLI command: bench (see the module docstring of cli.app for conventions)."""
 
-from genimg_export.cli.app import app, command  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, command
+
+LOCAL_BACKENDS = "keras, saved_model, tflite, onnx"  # runners.BACKENDS without the servers, without importing it
+
+
+@command("bench")
+def bench(
+    model: ModelOpt,
+    artifacts: Annotated[Path | None, typer.Option(help="Export directory (as written by `genimg-export all`).")] = None,
+    backends: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Backends to time, comma-separated or repeated: {LOCAL_BACKENDS}."
+                     " Default: keras and every local backend found in --artifacts."),
+    ] = None,
+    size: Annotated[str | None, typer.Option(help="HxW input size for models with dynamic H x W (default: the model's canonical size, e.g. 64x64).")] = None,
+    batch: Annotated[int, typer.Option(help="Samples per call.")] = 1,
+    threads: Annotated[int | None, typer.Option(help="CPU threads: TF intra-op, onnxruntime intra-op, TFLite num_threads.")] = None,
+    runs: Annotated[int, typer.Option(help="Timed calls per backend, after a warm-up.")] = 20,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON (stable shape, for CI and benchmarks/).")] = None,
+    signature: Annotated[str | None, typer.Option(help="Signature to time (default: serving_default).")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        help="Serving mode: also measure the local server (started on loopback from --artifacts) under this many"
+             " concurrent gRPC clients: p50/p99, requests/s, overhead against in-process.")] = None,
+    grpc_target: Annotated[str | None, typer.Option(help="Serving mode against an already running server at HOST:PORT.")] = None,
+    weights: WeightsOpt = None,
+    allow_unsafe: UnsafeOpt = False,
+) -> None:
+    """Time every backend on the same seeded batch: latency, images/s, memory, FLOPs and
+    the fraction of this machine's measured GEMM peak, with the parity PSNR next to it.
+
+    Example: `genimg-export bench --model srgan --artifacts out/ --size 64x64 --threads 2 --json bench.json`
+    """
+    from genimg_export.bench import check_settings, parse_size, run_bench
+    from genimg_export.cli.parity_commands import _split
+    from genimg_export.cli.zoo_commands import _write_json
+    from genimg_export.errors import InvalidInputError
+
+    check_settings(batch, threads, runs, concurrency)
+    if grpc_target is not None and concurrency is None:
+        raise InvalidInputError("--grpc-target is for the serving mode: add --concurrency C (e.g. --concurrency 8)")
+    if json_out is not None and json_out.is_dir():
+        raise InvalidInputError(f"--json {json_out} is a directory; give a file name, e.g. {json_out}/bench.json")
+    result = run_bench(
+        model, artifacts, _split(backends), size=parse_size(size), batch=batch, threads=threads, runs=runs,
+        signature=signature, weights=weights, allow_unsafe=allow_unsafe, concurrency=concurrency,
+        grpc_target=grpc_target,
+    )
+    _print(result)
+    if json_out is not None:
+        _write_json(json_out, result.to_json())
+
+
+def _print(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    peak = result.peak
+    size = "" if result.size is None else f" {result.size[0]}x{result.size[1]},"
+    table = Table(title=f"bench: {result.model},{size} batch {result.batch}, threads {result.threads or 'default'},"
+                  f" {result.runs} runs; peak fp32 {peak.fp32_gflops:.1f} GFLOP/s, int8 {peak.int8_gops:.1f} GOP/s")
+    columns = ["backend", "variant", "p50 ms", "p90 ms", "img/s", "size", "load s", "RSS MiB", "GOP/s",
+               "of peak", "PSNR dB", "note"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("backend", "variant", "note") else "right")
+    for r in result.rows:
+        table.add_row(
+            r.backend, r.variant or "-", _num(r.p50_ms, ".1f"), _num(r.p90_ms, ".1f"), _num(r.images_per_s, ".1f"),
+            _bytes(r.bytes), _num(r.load_s, ".2f"), _num(r.peak_rss_mb, ".0f"), _num(r.achieved_gops, ".1f"),
+            _num(r.fraction_of_peak, ".0%"), _num(r.psnr_db, ".1f") if r.psnr_db != float("inf") else "inf",
+            f"[red]{r.error}[/]" if r.error else "",
+        )
+    console = Console(width=200)
+    console.print(table)
+    if result.flops_per_call:
+        console.print(f"FLOPs per call: {result.flops_per_call / 1e9:.3f} G (counted from the graph)")
+    serving = result.serving
+    if serving:
+        for level in serving["levels"]:
+            console.print(f"serving {serving['target']}: concurrency {level['concurrency']}: p50 {level['p50_ms']:.1f} ms,"
+                          f" p99 {level['p99_ms']:.1f} ms, {level['requests_per_s']:.1f} requests/s")
+        if serving["overhead_p50"] is not None:
+            console.print(f"serving overhead at p50 vs in-process SavedModel ({serving['in_process_p50_ms']:.1f} ms):"
+                          f" {serving['overhead_p50']:+.0%}")
+        if not serving["batching"]["supported"]:
+            console.print(f"[yellow]note:[/] {serving['batching']['note']}")
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"

@@ -1,0 +1,410 @@
+"""Benchmarks: latency, throughput, memory and closeness to the machine's peak, per backend.
+
+Every target (backend x variant of one signature) is opened cold, called once,
+warmed up, then timed ``runs`` times on the same seeded batch. What is timed is
+a compiled function, never ``model.predict``: the Keras model through a
+``tf.function`` concrete function at the benchmarked shape, the SavedModel's
+signature (a concrete function), the TFLite signature runner (XNNPACK), the
+onnxruntime session. Each row carries the model's FLOPs per call (counted from
+its graph, see ``peak.count_flops``), the achieved GFLOP/s (GOP/s for int8
+variants) as a fraction of this machine's GEMM peak measured in the same run,
+and the PSNR of its output against the Keras output on the same inputs, so
+that speed and quality are read together.
+
+Example:
+    >>> result = run_bench("srgan", Path("out"), ["keras", "tflite"], size=(64, 64), threads=2,
+    ...                    weights="srgan.keras")
+    >>> [(r.label, r.p50_ms, r.psnr_db) for r in result.rows]
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genimg_export import metrics
+from genimg_export.errors import InvalidInputError, NotFoundError
+from genimg_export.peak import FLOPS_METHOD, Peak, count_flops, measure_peak
+from genimg_export.runners import open_runner
+from genimg_export.runners.discover import Target
+
+WARMUP = 3
+DEFAULT_SIZE = (64, 64)
+INT8_VARIANTS = ("int8", "dynamic")  # integer kernels do the work: compare with the int8 peak
+
+
+@dataclass
+class Row:
+    """One target's figures (the ``--json`` row; the first eight keys are the stable ones)."""
+
+    backend: str
+    variant: str | None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    images_per_s: float | None = None
+    bytes: int | None = None
+    fraction_of_peak: float | None = None
+    psnr_db: float | None = None
+    signature: str = "serving_default"
+    min_ms: float | None = None
+    load_s: float | None = None
+    first_call_ms: float | None = None
+    peak_rss_mb: float | None = None
+    rss_added_mb: float | None = None
+    achieved_gops: float | None = None
+    max_abs: float | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.backend if self.variant is None else f"{self.backend}/{self.variant}"
+
+    def to_json(self) -> dict:
+        return {k: _rounded(v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class Result:
+    """Everything one bench run measured."""
+
+    model: str
+    size: tuple[int, int] | None
+    batch: int
+    threads: int | None
+    runs: int
+    peak: Peak
+    flops_per_call: int | None
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    serving: dict | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model,
+            "size": None if self.size is None else f"{self.size[0]}x{self.size[1]}",
+            "threads": self.threads,
+            "peak": self.peak.to_json(),
+            "rows": [r.to_json() for r in self.rows],
+            "batch": self.batch,
+            "runs": self.runs,
+            "flops_per_call": self.flops_per_call,
+            "flops_method": FLOPS_METHOD,
+            "machine": machine(),
+            "serving": self.serving,
+            "notes": self.notes,
+        }
+
+
+def run_bench(
+    model: str, artifacts: Path | None, backends: list[str] | None = None, *, size: tuple[int, int] | None = None,
+    batch: int = 1, threads: int | None = None, runs: int = 20, signature: str | None = None, weights=None,
+    allow_unsafe: bool = False, seed: int = 0, concurrency: int | None = None, grpc_target: str | None = None,
+) -> Result:
+    """Everything ``genimg-export bench`` does before printing.
+
+    Args:
+        model: zoo name or path to a user's model.
+        backends: local backends (keras, saved_model, tflite, onnx); None means
+            keras and every local backend found in ``artifacts``.
+        size: (H, W) for models with dynamic H x W (default: the spec's canonical size).
+        weights: the .keras weights the artifacts were exported from (the reference).
+        concurrency: also measure the local server (or ``grpc_target``) under this
+            many concurrent gRPC clients (the serving mode).
+    """
+    from genimg_export.runners.discover import discover, local_backends
+    from genimg_export.zoo import loading
+
+    check_settings(batch, threads, runs, concurrency)
+    spec = loading.get_spec(model, allow_unsafe)
+    sig = spec.signature(signature or spec.default_signature.name)
+    size = bench_size(spec, sig, size)
+    if backends is None:
+        backends = ["keras", *(local_backends(spec, artifacts) if artifacts is not None else [])]
+    remote = [b for b in backends if b in ("grpc", "rest")]
+    if remote:
+        raise InvalidInputError(f"backend {remote[0]} is measured by the serving mode: pass --concurrency C instead")
+    targets = [t for t in discover(spec, artifacts, backends) if t.signature == sig.name]
+    configure_tf_threads(threads)
+    notes: list[str] = []
+    keras_model = _reference_model(spec, weights, allow_unsafe, notes)
+    inputs = make_inputs(spec, sig, batch, size, seed)
+    flops = count_flops(sig.keras_callable(keras_model or spec.build()), _tensor_specs(sig, inputs))
+    peak = measure_peak(threads)
+    reference = None
+    if keras_model is not None:
+        reference = keras_function(sig, keras_model, inputs)()
+    rows = [bench_target(spec, t, inputs, size, runs, threads, keras_model, reference, flops, peak) for t in targets]
+    peak = peak.best(measure_peak(threads))  # the load on a shared machine changes: keep the best of two
+    for row in rows:
+        _set_fraction(row, peak)
+    result = Result(spec.name, size, batch, threads, runs, peak, flops, rows, notes)
+    if concurrency:
+        _bench_serving(result, spec, sig, artifacts, inputs, concurrency, grpc_target, reference)
+    return result
+
+
+def _bench_serving(result: Result, spec, sig, artifacts, inputs, concurrency: int, target, reference) -> None:
+    """Add the serving section and a grpc row (at concurrency C) to ``result``."""
+    from genimg_export.bench_serving import serving_bench
+    from genimg_export.runners.discover import discover
+
+    local = next((r for r in result.rows if r.backend == "saved_model" and r.p50_ms), None)
+    if local is None and artifacts is not None:  # the in-process figure the overhead is measured against
+        saved = [t for t in discover(spec, artifacts, ["saved_model"]) if t.signature == sig.name]
+        local = bench_target(spec, saved[0], inputs, result.size, result.runs, result.threads, None, None,
+                             result.flops_per_call, result.peak)
+    in_process = local.p50_ms if local is not None else None
+    section, outputs = serving_bench(spec, sig.name, inputs, result.runs, concurrency, result.threads,
+                                     artifacts, target, in_process)
+    result.serving = section
+    level = section["levels"][-1]
+    row = Row("grpc", "fp32", signature=sig.name, p50_ms=level["p50_ms"], p90_ms=level["p90_ms"],
+              images_per_s=level["images_per_s"])
+    if result.flops_per_call:
+        row.achieved_gops = result.flops_per_call * level["requests_per_s"] / 1e9
+        row.fraction_of_peak = row.achieved_gops / result.peak.fp32_gflops
+    if reference is not None:
+        _fill_parity(spec, Target("grpc", "fp32", sig.name, section["target"]), row, reference, outputs)
+    result.rows.append(row)
+
+
+def check_settings(batch: int, threads: int | None, runs: int, concurrency: int | None = None) -> None:
+    if batch < 1:
+        raise InvalidInputError(f"--batch must be at least 1, got {batch}")
+    if threads is not None and threads < 1:
+        raise InvalidInputError(f"--threads must be at least 1, got {threads}")
+    if runs < 2:
+        raise InvalidInputError(f"--runs must be at least 2 (a median needs several timed calls), got {runs}")
+    if concurrency is not None and not 1 <= concurrency <= 64:
+        raise InvalidInputError(f"--concurrency must be between 1 and 64 clients, got {concurrency}")
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"64x64"`` -> (64, 64); one clear error otherwise."""
+    if text is None:
+        return None
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise InvalidInputError(f"--size must be HxW, e.g. 64x64 or 48x80, got '{text}'") from None
+    if h < 1 or w < 1:
+        raise InvalidInputError(f"--size must be positive, got '{text}'")
+    return h, w
+
+
+def bench_size(spec, sig, size: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The (H, W) to run at, checked against the spec; None for models without dynamic H x W."""
+    if not any(t.dynamic_spatial for t in sig.inputs):
+        if size is not None:
+            raise InvalidInputError(f"'{spec.name}' takes fixed-size inputs ({_shapes(sig)}); drop --size")
+        return None
+    h, w = size or spec.canonical_size or DEFAULT_SIZE
+    m = spec.spatial_multiple
+    if h % m or w % m:
+        raise InvalidInputError(f"--size of '{spec.name}' must be a multiple of {m} on each side (e.g. {m * 4}x{m * 4}), got {h}x{w}")
+    return h, w
+
+
+def _shapes(sig) -> str:
+    return ", ".join(f"{t.name}: {'x'.join('?' if d is None else str(d) for d in t.shape)}" for t in sig.inputs)
+
+
+def configure_tf_threads(threads: int | None) -> None:
+    """Intra-op threads = ``threads`` and inter-op = 1, so TF runs one op at a
+    time on T threads as onnxruntime and LiteRT do; silently kept when TF has
+    already started in this process (the test suite)."""
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
+
+
+def make_inputs(spec, sig, batch: int, size, seed: int) -> dict[str, np.ndarray]:
+    """``batch`` seeded samples of the signature's inputs (at ``size`` where H x W is dynamic)."""
+    if size is None:
+        return spec.sample_inputs(batch, seed, sig.name)
+    return spec.sample_inputs(batch, seed, sig.name, size)
+
+
+def _reference_model(spec, weights, allow_unsafe: bool, notes: list[str]):
+    from genimg_export.zoo import loading
+
+    try:
+        return loading.load_model(spec, weights, allow_unsafe)
+    except NotFoundError as e:
+        notes.append(f"no reference model, so no keras row and no PSNR ({e})")
+        return None
+
+
+def _tensor_specs(sig, inputs: dict[str, np.ndarray]) -> list:
+    import tensorflow as tf
+
+    return [tf.TensorSpec(inputs[t.name].shape, t.dtype, name=t.name) for t in sig.inputs]
+
+
+def keras_function(sig, keras_model, inputs: dict[str, np.ndarray]) -> Callable[[], dict[str, np.ndarray]]:
+    """A call of the Keras (sub)model's concrete function on ``inputs`` (as tensors, made once)."""
+    import tensorflow as tf
+
+    fn = sig.keras_callable(keras_model)
+
+    def call(*args):
+        out = fn(args[0] if len(args) == 1 else list(args), training=False)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    concrete = tf.function(call).get_concrete_function(*_tensor_specs(sig, inputs))
+    tensors = [tf.constant(inputs[t.name]) for t in sig.inputs]
+    names = [t.name for t in sig.outputs]
+    return lambda: {n: v.numpy() for n, v in zip(names, concrete(*tensors))}
+
+
+def bench_target(spec, target: Target, inputs, size, runs: int, threads, keras_model, reference, flops, peak) -> Row:
+    """Open ``target`` cold, call it once, warm up, time ``runs`` calls; errors become the row's ``error``."""
+    row = Row(target.backend, target.variant, signature=target.signature, bytes=artifact_bytes(target.artifact))
+    if target.fixed_size and size and tuple(target.fixed_size) != tuple(size):
+        row.error = f"exported at the fixed size {target.fixed_size[0]}x{target.fixed_size[1]}; run with --size {target.fixed_size[0]}x{target.fixed_size[1]}"
+        return row
+    if target.backend == "keras" and keras_model is None:
+        row.error = "no Keras model to run (pass --weights)"
+        return row
+    runner = None
+    reset_peak_rss()
+    before = peak_rss_mb()
+    try:
+        start = time.perf_counter()
+        if target.backend == "keras":
+            call = keras_function(spec.signature(target.signature), keras_model, inputs)
+        else:
+            options = {"num_threads": threads} if target.backend in ("tflite", "onnx") else {}
+            runner = open_runner(target.backend, target.artifact, spec, target.signature, **options)
+            call = lambda: runner.run(inputs)  # noqa: E731
+        row.load_s = time.perf_counter() - start
+        start = time.perf_counter()
+        outputs = call()
+        row.first_call_ms = (time.perf_counter() - start) * 1e3
+        times = time_calls(call, runs)
+    except Exception as e:  # one broken backend must not hide the others' figures
+        row.error = f"{type(e).__name__}: {_first_line(e)}"
+        return row
+    finally:
+        if runner is not None:
+            runner.close()
+    row.peak_rss_mb = peak_rss_mb()
+    row.rss_added_mb = row.peak_rss_mb - before
+    fill_timings(row, times, len(next(iter(inputs.values()))), flops, peak)
+    if reference is not None:
+        _fill_parity(spec, target, row, reference, outputs)
+    return row
+
+
+def time_calls(call: Callable, runs: int, warmup: int = WARMUP) -> list[float]:
+    """Seconds of each of ``runs`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def fill_timings(row: Row, times: list[float], batch: int, flops: int | None, peak: Peak) -> None:
+    p50 = statistics.median(times)
+    row.p50_ms, row.p90_ms, row.min_ms = p50 * 1e3, float(np.percentile(times, 90)) * 1e3, min(times) * 1e3
+    row.images_per_s = batch / p50
+    if flops:
+        row.achieved_gops = flops / p50 / 1e9
+        _set_fraction(row, peak)
+
+
+def _set_fraction(row: Row, peak: Peak) -> None:
+    """Achieved over peak: the int8 GEMM peak for integer variants, the fp32 one otherwise."""
+    if row.achieved_gops is not None:
+        limit = peak.int8_gops if row.variant in INT8_VARIANTS else peak.fp32_gflops
+        row.fraction_of_peak = row.achieved_gops / limit if limit else None
+
+
+def _fill_parity(spec, target: Target, row: Row, reference: dict, outputs: dict) -> None:
+    """PSNR and max abs error of the first image output (else the first output) against Keras."""
+    sig = spec.signature(target.signature)
+    tensor = next((t for t in sig.outputs if t.is_image), sig.outputs[0])
+    ref, got = np.asarray(reference[tensor.name]), np.asarray(outputs.get(tensor.name))
+    if got.shape != ref.shape:
+        row.error = f"output {tensor.name} has shape {got.shape}, the reference {ref.shape}"
+        return
+    data_range = metrics.data_range_of(tensor.value_range, ref)
+    cmp = metrics.compare([ref], [got], data_range, None, image=False)
+    row.psnr_db, row.max_abs = cmp.psnr_db, cmp.max_abs
+
+
+def artifact_bytes(artifact) -> int | None:
+    """Size on disk of a file or directory artifact (None for the in-memory Keras model)."""
+    if artifact is None:
+        return None
+    path = Path(artifact)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else None
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux or not allowed: the peak is then the process's since it started
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process since the last reset, in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import os
+    import platform
+
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in _cpuinfo() if line.startswith("flags")), [])
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return {"cpu": model, "cpus": os.cpu_count(), "simd": simd, "platform": platform.platform()}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
+def _rounded(v):
+    if isinstance(v, float):
+        return None if not math.isfinite(v) else round(v, 4)
+    return v

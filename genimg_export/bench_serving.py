@@ -1,0 +1,194 @@
+"""Serving mode of ``genimg-export bench``: the local server under C concurrent gRPC clients.
+
+The local server (``genimg_serving``) is started in a child process on
+loopback, with TF at the benchmarked thread count, serving the export's
+``serving/<name>``; or an already running server is measured (``target``).
+Each of C client threads has its own channel; all send the same request
+``runs`` times after a warm-up. Measured at concurrency 1 (the per-request
+overhead against the in-process SavedModel at the same batch) and at C
+(p50/p99 latency, requests/s).
+
+Run as ``python -m genimg_export.bench_serving BASE_PATH NAME THREADS`` it is
+that child: it prints ``port N`` once serving and stops when stdin closes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from genimg_export.errors import GenimgError, NotFoundError
+
+START_TIMEOUT_S = 180.0
+CLIENT_WARMUP = 2
+
+
+def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: int, threads: int | None,
+                  artifacts: Path | None, target: str | None, in_process_p50_ms: float | None) -> tuple[dict, dict]:
+    """The ``serving`` section of the bench result (latencies at concurrency 1 and C),
+    and the server's outputs for ``inputs`` (for the parity figure)."""
+    from genimg_export.runners import open_runner
+
+    server = None
+    if target is None:
+        server = LocalServer(_base_path(spec, artifacts), spec.name, threads)
+        target = server.start()
+    try:
+        with open_runner("grpc", target, spec, signature) as runner:
+            outputs = runner.run(inputs)
+        levels = [measure_level(spec, signature, target, inputs, runs, c) for c in sorted({1, concurrency})]
+    finally:
+        if server is not None:
+            server.stop()
+    section = {
+        "target": target,
+        "server": "local genimg_serving in a child process" if server else "given --grpc-target",
+        "batch": len(next(iter(inputs.values()))),
+        "levels": levels,
+        "in_process_p50_ms": in_process_p50_ms,
+        "overhead_p50": None,
+        "batching": batching_support(),
+    }
+    if in_process_p50_ms:
+        section["overhead_p50"] = round(levels[0]["p50_ms"] / in_process_p50_ms - 1.0, 4)
+    return section, outputs
+
+
+def batching_support() -> dict:
+    """Whether the local server can batch requests server-side (TF Serving's --enable_batching)."""
+    from genimg_serving.server import ModelServer
+
+    if "enable_batching" in inspect.signature(ModelServer).parameters:
+        return {"supported": True}
+    return {
+        "supported": False,
+        "note": "the local server runs each request on its own (no server-side batching); TF Serving"
+                " batches with --enable_batching and the export's batching_parameters.txt",
+    }
+
+
+def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, concurrency: int) -> dict:
+    """``concurrency`` client threads, each sending ``runs`` requests after a warm-up."""
+    from genimg_export.runners import open_runner
+
+    runners = [open_runner("grpc", target, spec, signature) for _ in range(concurrency)]
+    latencies: list[list[float]] = [[] for _ in runners]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(concurrency + 1)
+
+    def client(i: int) -> None:
+        try:
+            for _ in range(CLIENT_WARMUP):
+                runners[i].run(inputs)
+        except BaseException as e:  # reported after the others finish
+            errors.append(e)
+        barrier.wait()
+        if errors:
+            return
+        for _ in range(runs):
+            start = time.perf_counter()
+            try:
+                runners[i].run(inputs)
+            except BaseException as e:
+                errors.append(e)
+                return
+            latencies[i].append(time.perf_counter() - start)
+
+    workers = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(concurrency)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - start
+    for r in runners:
+        r.close()
+    if errors:
+        raise errors[0]
+    flat = [t for per in latencies for t in per]
+    batch = len(next(iter(inputs.values())))
+    return {
+        "concurrency": concurrency,
+        "requests": len(flat),
+        "p50_ms": round(statistics.median(flat) * 1e3, 3),
+        "p90_ms": round(float(np.percentile(flat, 90)) * 1e3, 3),
+        "p99_ms": round(float(np.percentile(flat, 99)) * 1e3, 3),
+        "requests_per_s": round(len(flat) / wall, 3),
+        "images_per_s": round(len(flat) * batch / wall, 3),
+    }
+
+
+def _base_path(spec, artifacts: Path | None) -> Path:
+    if artifacts is None:
+        raise NotFoundError("the serving mode needs --artifacts DIR (its serving/<name>/ is served) or --grpc-target HOST:PORT")
+    base = Path(artifacts) / "serving" / spec.name
+    if not base.is_dir() or not any((p / "saved_model.pb").exists() for p in base.iterdir()):
+        raise NotFoundError(f"no SavedModel versions of '{spec.name}' in {base} (export one with: genimg-export all --model {spec.name} --out {artifacts})")
+    return base
+
+
+class LocalServer:
+    """The local server in a child process, on a free loopback port."""
+
+    def __init__(self, base_path: Path, name: str, threads: int | None):
+        self.args = [sys.executable, "-m", "genimg_export.bench_serving", str(base_path), name, str(threads or 0)]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        line = _read_line(self.proc.stdout, START_TIMEOUT_S)
+        if not line.startswith("port "):
+            err = self.stop()
+            raise GenimgError(f"the local server did not start: {line.strip() or err.strip().splitlines()[-1:] or 'no output'}")
+        return f"127.0.0.1:{line.split()[1]}"
+
+    def stop(self) -> str:
+        """Stop the child; returns what it wrote to stderr."""
+        if self.proc is None:
+            return ""
+        try:
+            _, err = self.proc.communicate(input="", timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self.proc = None
+        return err or ""
+
+
+def _read_line(stream, timeout: float) -> str:
+    """One line from ``stream``, or "" after ``timeout`` seconds."""
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return box[0] if box else ""
+
+
+def _child(base_path: str, name: str, threads: int) -> None:
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    from genimg_serving.configs import single_model
+    from genimg_serving.server import ModelServer
+
+    server = ModelServer(single_model(name, Path(base_path)), grpc_port=0, rest_port=None, poll_seconds=0).start()
+    print(f"port {server.grpc_port}", flush=True)
+    sys.stdin.read()  # serve until the parent closes stdin
+    server.stop(grace=1.0)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,0 +1,123 @@
+"""The two sides of a roofline: what the machine can do, what the model asks for.
+
+``measure_peak`` times a large fp32 GEMM and a large int8 GEMM (onnxruntime's
+MatMul and MatMulInteger, i.e. MLAS's sgemm and u8s8 kernels, the ones its
+convolutions use) at the thread count being benchmarked; ``count_flops``
+counts the floating-point operations of one call of a Keras (sub)model at a
+fixed input shape, from its frozen TensorFlow graph with the TF profiler (a
+multiply-add is 2 FLOPs; Conv2D, MatMul, BiasAdd and elementwise ops are
+counted, data movement such as depth_to_space is not).
+
+Example:
+    >>> peak = measure_peak(threads=2)
+    >>> peak.fp32_gflops, peak.int8_gops
+    (140.2, 251.7)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+GEMM_N = 1024  # 2.1 GFLOP per call: long enough to time, short enough for CI
+PEAK_CALLS = 8
+FLOPS_METHOD = "tf.compat.v1.profiler float_ops on the frozen concrete function at the benchmarked shape"
+
+
+@dataclass(frozen=True)
+class Peak:
+    """Best observed GEMM throughput of this machine at ``threads`` threads."""
+
+    fp32_gflops: float
+    int8_gops: float
+    threads: int | None
+    method: str
+
+    def best(self, other: Peak) -> Peak:
+        """The higher of two measurements of each figure (e.g. before and after the rows)."""
+        return Peak(max(self.fp32_gflops, other.fp32_gflops), max(self.int8_gops, other.int8_gops),
+                    self.threads, self.method + "; best of the measurements before and after the backends")
+
+    def to_json(self) -> dict:
+        return {"fp32_gflops": round(self.fp32_gflops, 2), "int8_gops": round(self.int8_gops, 2),
+                "threads": self.threads, "method": self.method}
+
+
+def measure_peak(threads: int | None = None, n: int = GEMM_N, calls: int = PEAK_CALLS) -> Peak:
+    """Time an n x n x n GEMM in fp32 and in int8 (u8 x s8 -> s32); best of ``calls``.
+
+    The best call, not the median, because a peak is what the hardware can do
+    when nothing else runs; on a shared machine the median understates it.
+    """
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    a32, b32 = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    a8 = rng.integers(0, 256, (n, n), dtype=np.uint8)
+    b8 = rng.integers(-128, 128, (n, n), dtype=np.int8)
+    fp32 = _best_ops_per_s(_session(ort, _gemm_model("MatMul", 1, 1), threads), {"a": a32, "b": b32}, n, calls)
+    int8 = _best_ops_per_s(_session(ort, _gemm_model("MatMulInteger", 2, 3), threads), {"a": a8, "b": b8}, n, calls)
+    method = (f"onnxruntime {ort.__version__} MatMul fp32 and MatMulInteger u8s8 (MLAS), {n}x{n}x{n},"
+              f" best of {calls} calls")
+    return Peak(fp32 / 1e9, int8 / 1e9, threads, method)
+
+
+def _gemm_model(op: str, a_type: int, b_type: int):
+    """A one-node ONNX model ``y = op(a, b)``; types are onnx.TensorProto codes
+    (1 float, 2 uint8, 3 int8)."""
+    from onnx import TensorProto, helper
+
+    out_type = TensorProto.FLOAT if op == "MatMul" else TensorProto.INT32
+    graph = helper.make_graph(
+        [helper.make_node(op, ["a", "b"], ["y"])], "gemm",
+        [helper.make_tensor_value_info("a", a_type, ["n", "k"]), helper.make_tensor_value_info("b", b_type, ["k", "m"])],
+        [helper.make_tensor_value_info("y", out_type, ["n", "m"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what every onnxruntime still reads (onnx may default newer)
+    return model.SerializeToString()
+
+
+def _session(ort, model_bytes: bytes, threads: int | None):
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def _best_ops_per_s(session, feeds: dict, n: int, calls: int) -> float:
+    session.run(None, feeds)  # first call packs and allocates
+    best = float("inf")
+    for _ in range(calls):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best
+
+
+def count_flops(fn, input_specs: list) -> int:
+    """FLOPs of one call of ``fn`` (a Keras model or layer) on inputs of the given
+    ``tf.TensorSpec``s (fully defined shapes, batch included).
+
+    Args:
+        fn: called as ``fn(x, training=False)`` (one input) or ``fn([x, y], training=False)``.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    def call(*args):
+        return fn(args[0] if len(args) == 1 else list(args), training=False)
+
+    concrete = tf.function(call).get_concrete_function(*input_specs)
+    frozen = convert_variables_to_constants_v2(concrete)
+    profiler = tf.compat.v1.profiler
+    options = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # the v1 profiler warns that it is a v1 API on every call
+    try:
+        return int(profiler.profile(frozen.graph, options=options).total_float_ops)
+    finally:
+        logger.setLevel(level)
