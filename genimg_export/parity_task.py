@@ -39,6 +39,29 @@ class SuperResolution:
         return float(np.mean([data.psnr(data.luma(np.clip(s, -1, 1)), data.luma(t)) for s, t in zip(sr, hr)]))
 
 
+@dataclass(frozen=True)
+class Restoration:
+    """Mean RGB PSNR of restored held-out photographs (centre crops, degraded by
+    ``data.degrade`` with a fixed seed) against the clean originals. For a
+    restoration model, set ``extra={"task_metric": Restoration("degraded", "restored")}``."""
+
+    input: str
+    output: str
+    size: tuple[int, int] = (64, 64)
+
+    @property
+    def name(self) -> str:
+        return f"PSNR (dB) vs clean: held-out astronaut + coffee, {self.size[0]}x{self.size[1]}, noise + holes"
+
+    def score(self, run, size=None) -> float:
+        from genimg_export import data
+
+        h, w = size or self.size
+        clean = np.stack([_centre_crop(img, h, w) for img in data.photos("held_out")])
+        restored = run({self.input: data.degrade(clean, np.random.default_rng(2024))})[self.output]
+        return float(np.mean([data.psnr(np.clip(r, -1, 1), c) for r, c in zip(restored, clean)]))
+
+
 def for_spec(spec):
     """The task metric of ``spec``, or None where none applies."""
     if spec.extra.get("task_metric") is not None:
