@@ -114,7 +114,7 @@ def transform(model: EdgeModel, args) -> int:
         _save_npz(args.output, model.run({port.name: image[None]}, args.signature))
     else:
         _check_image_suffix(args.output)
-        images.save_image(args.output, model.transform(image, args.signature, args.tile, args.overlap))
+        images.save_image(args.output, model.transform(image, args.signature, args.tile, args.overlap, pixels=True))
     print(f"wrote {args.output} ({time.perf_counter() - started:.2f} s)")
     return 0
 

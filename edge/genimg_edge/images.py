@@ -61,9 +61,9 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def save_image(path: str | Path, arr: np.ndarray) -> Path:
-    """Write one (H, W, C) float image in [-1, 1] as PNG/JPEG (by suffix), atomically."""
-    path = Path(path)
-    pixels = to_uint8(arr)
+    """Write one (H, W, C) float image in [-1, 1] (or uint8 pixels) as PNG/JPEG (by suffix), atomically."""
+    path, arr = Path(path), np.asarray(arr)
+    pixels = arr if arr.dtype == np.uint8 else to_uint8(arr)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     tmp = path.with_name(f".{path.name}.tmp")

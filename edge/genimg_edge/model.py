@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from genimg_edge.errors import EdgeError
+from genimg_edge.images import to_uint8
 from genimg_edge.metadata import ModelFileError, parse_metadata, read_model_file
 from genimg_edge.tiling import tiled
 
@@ -190,6 +191,7 @@ class EdgeModel:
         signature: str = DEFAULT_SIGNATURE,
         tile: int | None = None,
         overlap: int = 24,
+        pixels: bool = False,
     ) -> np.ndarray:
         """Image-to-image (srgan, style, pix2pix): one (H, W, C) image in [-1, 1] -> output image in [-1, 1].
 
@@ -197,6 +199,7 @@ class EdgeModel:
         ``overlap`` extra pixels of context on every side that are cropped
         away, so memory stays bounded and seams are (nearly) invisible. A model
         exported at a fixed size is always run in windows of that size.
+        ``pixels=True`` returns uint8 (converted tile by tile: less memory).
         """
         port = self.image_input(signature)
         if port is None:
@@ -205,13 +208,17 @@ class EdgeModel:
         out_port = self.image_output(signature)
         image = _checked_image(port, image)
         x = to_model_range(image, port.value_range, port.name)
+        _need_range(out_port.value_range, out_port.name, "--output-range")  # fail before running
 
         def fn(window: np.ndarray) -> np.ndarray:
             return self.run({port.name: window}, signature)[out_port.name]
 
+        def post(y: np.ndarray) -> np.ndarray:
+            y = from_model_range(y, out_port.value_range, out_port.name)
+            return to_uint8(y) if pixels else y
+
         multiple = int((self.meta or {}).get("spatial_multiple") or 1)
-        y = tiled(fn, x, tile=tile, overlap=overlap, multiple=multiple, window=port.fixed_hw)
-        return from_model_range(y, out_port.value_range, out_port.name)
+        return tiled(fn, x, tile=tile, overlap=overlap, multiple=multiple, window=port.fixed_hw, post=post)
 
     upscale = transform  # srgan reads better as model.upscale(image)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+from genimg_edge import images
 from genimg_edge.errors import EdgeError
 from genimg_edge.model import EdgeModel
 
@@ -62,6 +63,9 @@ def test_tiles_with_enough_overlap_equal_the_untiled_output(toy_models, overlap)
     tiled = model.transform(image, tile=16, overlap=overlap)
     # receptive field is 1.5 px: beyond it only float summation order may differ
     assert np.abs(tiled - whole).max() <= 1e-6
+    pixels = model.transform(image, tile=16, overlap=overlap, pixels=True)
+    assert pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels, images.to_uint8(tiled))
 
 
 def test_tiles_without_overlap_show_seams(toy_models):
