@@ -203,10 +203,11 @@ def _check_target(spec, target: Target, plan: InputPlan, reference: _Reference, 
             runner.close()
     except Exception as e:  # every backend failure becomes a failed row, never a crash
         return [_failed(target, t.name, _describe(e), ran=False) for t in sig.outputs]
-    first = plan.first_size(sig.name)
-    if sig.name == spec.default_signature.name and first in sizes:
-        i = sizes.index(first)
-        _keep_pictures(result, sig, target.label, plan, {k: v[i] for k, v in refs.items()}, {k: v[i] for k, v in outs.items()})
+    if sig.name == spec.default_signature.name:
+        first = plan.first_size(sig.name)
+        i = sizes.index(first) if first in sizes else 0  # a fixed-size export: its own size
+        _keep_pictures(result, sig, target.label, plan, sizes[i],
+                       {k: v[i] for k, v in refs.items()}, {k: v[i] for k, v in outs.items()})
     return [_row(spec, target, t, refs[t.name], outs[t.name]) for t in sig.outputs]
 
 
@@ -292,18 +293,19 @@ def _failed(target: Target, output: str, reason: str, ran: bool = True) -> Row:
                target.signature, False, ran=ran)
 
 
-def _keep_pictures(result: Result, sig, label: str, plan: InputPlan, refs: dict, outs: dict) -> None:
-    """Keep the first few samples of the first image output at the first size."""
+def _keep_pictures(result: Result, sig, label: str, plan: InputPlan, size, refs: dict, outs: dict) -> None:
+    """Keep the first few samples of the first image output, with the reference
+    at the same size (a fixed-size export is drawn at its own size)."""
     image = next((t for t in sig.outputs if t.is_image), None)
     if image is None:
         return
     pics = result.pictures
+    ref, out = refs[image.name][:PICTURES], outs[image.name]
     if "reference" not in pics:
-        pics.update(output=image.name, reference=refs[image.name][:PICTURES], outputs={})
-        pics["input"] = plan.image_input(sig, plan.first_size(sig.name), PICTURES)
-    out = outs[image.name]
-    if out is not None and out.shape == refs[image.name].shape:
-        pics["outputs"][label] = out[:PICTURES]
+        pics.update(output=image.name, reference=ref, outputs={}, size=size)
+        pics["input"] = plan.image_input(sig, size, PICTURES)
+    if out is not None and out.shape[1:] == refs[image.name].shape[1:]:
+        pics["outputs"][label] = {"reference": ref, "output": out[:PICTURES], "size": size}
 
 
 def _describe(e: BaseException) -> str:

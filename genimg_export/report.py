@@ -34,7 +34,7 @@ def write_contact_sheet(result, path: Path) -> Path:
     cell_h, cell_w = ref.shape[1] * factor, ref.shape[2] * factor
     n = len(ref)
     rows = [("reference", pics.get("input"), ref, None)]
-    rows += [(label, out, None, _heat(out, ref)) for label, out in pics["outputs"].items()]
+    rows += [(label, p["output"], None, _heat(p["output"], p["reference"])) for label, p in pics["outputs"].items()]
     width = LABEL_W + n * 2 * (cell_w + GAP) + GAP
     height = 28 + len(rows) * (cell_h + GAP) + 50
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
@@ -42,7 +42,11 @@ def write_contact_sheet(result, path: Path) -> Path:
     draw.text((GAP, 6), _title(result, pics), fill=(0, 0, 0), font=_font(14))
     y = 28
     for label, first, second, heat in rows:
-        draw.text((GAP, y + 4), _row_text(result, label, pics["output"]), fill=(0, 0, 0), font=_font(12))
+        text = _row_text(result, label, pics["output"])
+        own = pics["outputs"].get(label, {}).get("size")
+        if own is not None and own != pics.get("size"):
+            text += f"\n(fixed size {own[0]}x{own[1]})"
+        draw.text((GAP, y + 4), text, fill=(0, 0, 0), font=_font(12))
         for i in range(n):
             x = LABEL_W + i * 2 * (cell_w + GAP)
             if first is not None:
@@ -96,7 +100,9 @@ def _tile(arr: np.ndarray, h: int, w: int, colour: bool = False):
         pixels = to_uint8(arr)
         if pixels.shape[-1] == 1:
             pixels = np.repeat(pixels, 3, axis=-1)
-    return Image.fromarray(pixels).resize((w, h), Image.NEAREST)
+    img = Image.fromarray(pixels)
+    shrink = img.width > w or img.height > h
+    return img.resize((w, h), Image.BILINEAR if shrink else Image.NEAREST)
 
 
 def _legend(sheet, draw, y: int) -> None:
