@@ -133,3 +133,24 @@ def test_info_on_other_files_is_a_clear_error(cli, tmp_path):
     assert result.exit_code == 2 and "not a TFLite model" in result.output
     result = cli("info", tmp_path / "missing.onnx")
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_int8_io_gives_int8_tensors_and_records_the_choice(cli, tmp_path, user_keras):
+    from _artifact_checks import check_artifact
+    from ai_edge_litert.interpreter import Interpreter
+
+    from genimg_export.exporters import manifest
+    from genimg_export.zoo import user
+
+    npz = tmp_path / "calib.npz"
+    np.savez(npz, x=np.random.default_rng(0).uniform(-1, 1, (100, 8, 8, 3)).astype(np.float32))
+    out = tmp_path / "out"
+    result = cli("tflite", "--model", user_keras, "--out", out, "--quantize", "int8", "--int8-io",
+                 "--calibration-npz", npz)
+    assert result.exit_code == 0, result.output
+    (entry,) = manifest.load(out)
+    assert entry.options["int8_io"] is True and entry.options["calibration"] == str(npz)
+    check_artifact(user.spec_from_path(user_keras), entry, out)  # int8 input/output dtypes
+    runner = Interpreter(model_path=str(out / entry.path)).get_signature_runner("serving_default")
+    scale, zero = runner.get_input_details()["x"]["quantization"]
+    assert scale > 0 and runner(x=np.full((1, 8, 8, 3), zero, np.int8))["y"].dtype == np.int8

@@ -110,3 +110,26 @@ def test_bad_user_model_paths_are_clear(tmp_path):
     (tmp_path / "model.h5").write_bytes(b"\x89HDF")
     with pytest.raises(InvalidInputError, match="is not a .keras file"):
         user.spec_from_path(tmp_path / "model.h5")
+
+
+def test_an_op_a_format_cannot_express_is_named_and_nothing_is_left(cli, tmp_path):
+    import keras
+    import tensorflow as tf
+
+    @keras.saving.register_keras_serializable(package="test_user_model")
+    class RunningProduct(keras.layers.Layer):
+        def call(self, x):
+            return tf.math.cumprod(x, axis=-1)  # TFLite has no builtin; tf2onnx fails on it
+
+    photo = keras.Input((None, None, 3), name="photo")
+    path = tmp_path / "odd.keras"
+    keras.Model(photo, keras.layers.Activation("tanh", name="out")(RunningProduct()(photo))).save(path)
+    out = tmp_path / "out"
+    result = cli("tflite", "--model", path, "--out", out, "--quantize", "fp32")
+    assert result.exit_code == 3
+    assert "✗ tflite      fp32" in result.output
+    assert "op tf.Cumprod is not a TFLite builtin" in result.output and "running_product" in result.output
+    result = cli("onnx", "--model", path, "--out", out, "--quantize", "none")
+    assert result.exit_code == 3 and "Cumprod" in result.output and "Traceback" not in result.output
+    assert not [p for p in out.rglob("*") if p.is_file() and p.suffix in (".tflite", ".onnx")]
+    assert not (out / "manifest.json").exists()

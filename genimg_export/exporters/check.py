@@ -117,6 +117,15 @@ def reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {summary[:500]}"
 
 
+def fallback_failed(what: str, error: BaseException, dynamic_error: BaseException, fixed) -> ExportError:
+    """Neither the dynamic-size nor the fixed-size conversion worked: say both, once if equal."""
+    at_fixed, dynamic = reason(error), reason(dynamic_error)
+    size = f"{fixed[0]}x{fixed[1]}"
+    if at_fixed == dynamic:
+        return ExportError(f"{what}: {dynamic} (with dynamic H x W and at the fixed {size})")
+    return ExportError(f"{what}: with dynamic H x W: {dynamic}; at the fixed {size}: {at_fixed}")
+
+
 def _needs_flex(text: str) -> str | None:
     """TFLite's MLIR error, reduced to the ops that need TF Select and the layers they sit in."""
     ops = re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", text)

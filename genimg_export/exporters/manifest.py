@@ -20,7 +20,7 @@ from typing import Any
 
 from genimg_export.errors import InvalidInputError, NotFoundError
 from genimg_export.exporters import files
-from genimg_export.zoo.spec import ModelSpec, Signature
+from genimg_export.zoo.spec import ModelSpec
 
 MANIFEST = "manifest.json"
 PREPROCESSING = "float32 NHWC in [-1, 1]"

@@ -104,10 +104,7 @@ def _fp32_checked(spec, source, sig, opset, log):
         path = source.cached(key, lambda p: convert(spec, source.path(fixed), sig, opset, p, log))
         check.run_onnx(path, spec, sig, fixed)
     except Exception as e:
-        raise ExportError(
-            f"ONNX of '{spec.name}' ({sig.name}): {check.reason(e)} (at the canonical size; with dynamic"
-            f" H x W: {check.reason(dynamic_error)})"
-        ) from e
+        raise check.fallback_failed(f"ONNX of '{spec.name}' ({sig.name})", e, dynamic_error, fixed) from e
     return path, fixed, f"dynamic H x W: {check.reason(dynamic_error)}"
 
 
@@ -146,20 +143,26 @@ def _logged_errors(*names: str):
 
     class Collect(logging.Handler):
         def emit(self, record):
-            errors.append(record.getMessage().splitlines()[0])
+            message = re.sub(r" \(fct=.*", "", record.getMessage().splitlines()[0])
+            if record.exc_info and record.exc_info[1] is not None:
+                message += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            errors.append(message)
 
     loggers = [logging.getLogger(n or None) for n in names]
-    levels = [lg.level for lg in loggers]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
     handler = Collect(level=logging.ERROR)
     loggers[0].addHandler(handler)
     for lg in loggers:
         lg.setLevel(logging.ERROR)
+    if names[0]:
+        loggers[0].propagate = False  # collected, so not printed as well
     try:
         yield errors
     finally:
         loggers[0].removeHandler(handler)
-        for lg, level in zip(loggers, levels):
+        for lg, (level, propagate) in zip(loggers, saved):
             lg.setLevel(level)
+            lg.propagate = propagate
 
 
 def _name_dims(model, sig: Signature) -> None:

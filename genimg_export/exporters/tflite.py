@@ -88,7 +88,7 @@ def _convert_checked(spec: ModelSpec, source, variant: str, settings: dict, log)
         return model_bytes, None, None
     except Exception as e:
         if not (spec.dynamic_spatial and spec.canonical_size):
-            raise _failure(spec, variant, e) from e
+            raise ExportError(f"TFLite {variant} of '{spec.name}': {check.reason(e)}") from e
         dynamic_error = e
     fixed = list(spec.canonical_size)
     if log:
@@ -97,15 +97,8 @@ def _convert_checked(spec: ModelSpec, source, variant: str, settings: dict, log)
         model_bytes = convert(spec, source.path(fixed), variant, fixed_size=fixed, log=log, **settings)
         check.run_tflite(model_bytes, spec, fixed)
     except Exception as e:
-        raise _failure(spec, variant, e, dynamic_error) from e
+        raise check.fallback_failed(f"TFLite {variant} of '{spec.name}'", e, dynamic_error, fixed) from e
     return model_bytes, fixed, f"dynamic H x W: {check.reason(dynamic_error)}"
-
-
-def _failure(spec, variant, error, dynamic_error=None) -> ExportError:
-    text = f"TFLite {variant} of '{spec.name}': {check.reason(error)}"
-    if dynamic_error is not None:
-        text += f" (at the canonical size; with dynamic H x W: {check.reason(dynamic_error)})"
-    return ExportError(text)
 
 
 def convert(spec: ModelSpec, saved_model: Path, variant: str, int8_io: bool = False,
