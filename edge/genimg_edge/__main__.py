@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except (EdgeError, images.ImageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, permissions, ... while writing
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; nothing partial was kept", file=sys.stderr)
         return 130
@@ -102,30 +105,40 @@ def transform(model: EdgeModel, args) -> int:
     port = model.image_input(args.signature)
     if args.input is None or args.output is None:
         raise EdgeError(f"{model.name} is image-to-image: pass --input IMAGE and --output OUT.png")
-    image = _load(args.input, port.shape[-1])
+    raw = args.output.suffix.lower() == ".npz"
+    if not raw:
+        _check_image_suffix(args.output)
+    _check_parent(args.output)
+    image = _load(args.input, port.shape[-1], args.max_pixels)
     h, w = image.shape[:2]
-    if args.tile is None and port.fixed_hw is None and h * w > args.max_pixels:
+    if (args.tile is None or raw) and port.fixed_hw is None and h * w > args.max_pixels:
         raise EdgeError(
             f"{args.input} is {w}x{h} = {h * w:,} pixels, over the untiled cap of {args.max_pixels:,};"
-            " pass --tile 256 to run it in tiles (or raise --max-pixels)"
+            + (" .npz holds one untiled run: crop the image" if raw else " pass --tile 256 to run it in tiles")
+            + " (or raise --max-pixels)"
         )
     started = time.perf_counter()
-    if args.output.suffix.lower() == ".npz":
+    if raw:
         _save_npz(args.output, model.run({port.name: image[None]}, args.signature))
     else:
-        _check_image_suffix(args.output)
         images.save_image(args.output, model.transform(image, args.signature, args.tile, args.overlap, pixels=True))
     print(f"wrote {args.output} ({time.perf_counter() - started:.2f} s)")
     return 0
 
 
-def _load(path: Path, channels: int | None) -> np.ndarray:
+def _load(path: Path, channels: int | None, max_pixels: int) -> np.ndarray:
     if channels not in (1, 3):
         raise EdgeError(
             f"the model takes images with {channels} channels; image files are read as"
             " 1 (grayscale) or 3 (RGB) channels, so this model needs run() with arrays"
         )
-    return images.load_image(path, channels)
+    # tiled runs may read images above the untiled cap, up to the decompression-bomb guard
+    return images.load_image(path, channels, max(max_pixels, images.DEFAULT_MAX_PIXELS))
+
+
+def _check_parent(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise EdgeError(f"cannot write {path}: folder {path.parent} does not exist")
 
 
 def generate(model: EdgeModel, args) -> int:
@@ -133,6 +146,7 @@ def generate(model: EdgeModel, args) -> int:
         raise EdgeError(f"{model.name} generates images: pass --output grid.png (or a folder, or .npz)")
     if args.input is not None:
         raise EdgeError(f"signature '{args.signature}' of {model.name} takes no image; drop --input")
+    _check_parent(args.output)
     if args.output.suffix.lower() == ".npz":
         inputs = model.generator_inputs(args.seed, args.count, args.label, args.signature)
         _save_npz(args.output, model.run(inputs, args.signature))
@@ -191,7 +205,7 @@ def _bench_inputs(model: EdgeModel, args) -> tuple[dict[str, np.ndarray], str]:
     if port is None:
         return model.generator_inputs(args.seed, args.count, args.label, args.signature), "generate"
     if args.input is not None:
-        image = _load(args.input, port.shape[-1])
+        image = _load(args.input, port.shape[-1], args.max_pixels)
     else:
         h, w = port.fixed_hw or _size(args.size or "64x64")
         image = np.random.default_rng(args.seed).uniform(-1, 1, (h, w, port.shape[-1])).astype(np.float32)

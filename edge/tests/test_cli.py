@@ -120,6 +120,8 @@ def test_wrong_channel_count(toy_models, photo, tmp_path, capsys):
         (["--output", "o.png"], "pass --input IMAGE"),
         (["--input", "missing.png", "--output", "o.png"], "no such image file"),
         (["--input", "{photo}", "--output", "o.txt"], "cannot write"),
+        (["--input", "{photo}", "--output", "no/such/dir/o.png"], "folder no/such/dir does not exist"),
+        (["--input", "{photo}", "--output", "o.npz", "--tile", "8", "--max-pixels", "100"], "crop the image"),
         (["--input", "{photo}", "--output", "o.png", "--tile", "0"], "tile must be at least 1"),
         (["--input", "{photo}", "--output", "o.png", "--threads", "0"], "threads must be at least 1"),
         (["--signature", "decode", "--info"], None),

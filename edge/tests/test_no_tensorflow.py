@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 PROBE = """
 import json, sys
@@ -25,3 +26,10 @@ def test_running_a_model_imports_no_tensorflow(toy_models):
     assert report["codes"] == [0, 0]
     assert report["litert"]  # the probe really ran a model
     assert report["heavy"] == []
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("genimg-edge")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--input-range" in result.stdout and "--bench" in result.stdout
