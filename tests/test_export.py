@@ -92,3 +92,25 @@ def test_size_targets_recorded_for_srgan():
     for small, big in ((("tflite", "int8"), ("tflite", "fp32")), (("tflite", "dynamic"), ("tflite", "fp32")),
                        (("onnx", "int8"), ("onnx", "fp32"))):
         assert size[small] < 0.4 * size[big], f"{small}: {size[small]} vs {big}: {size[big]}"
+
+
+def test_a_model_that_cannot_take_dynamic_sizes_is_exported_at_the_canonical_size(tmp_path):
+    """Keras' bilinear UpSampling2D cannot be traced with None H x W: every format falls back to
+    spec.canonical_size, records it with the reason, and declares fixed dims."""
+    import dataclasses
+
+    import keras
+    from _tiny import tiny_spec
+
+    from genimg_export.exporters import run_all
+
+    x = keras.Input((None, None, 3), name="x")
+    y = keras.layers.UpSampling2D(2, interpolation="bilinear", name="y")(keras.layers.AveragePooling2D(2)(x))
+    spec = dataclasses.replace(tiny_spec("bilinear")[0], spatial_multiple=2)
+    pairs = [("saved_model", "fp32"), ("tflite", "fp32"), ("onnx", "fp32")]
+    outcomes = run_all(spec, keras.Model(x, y), tmp_path, pairs=pairs)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    for artifact in (a for o in outcomes for a in o.artifacts):
+        assert artifact.fixed_size == list(spec.canonical_size)
+        assert "UpSampling2D" in artifact.options["fixed_size_reason"]
+        check_artifact(spec, artifact, tmp_path)

@@ -105,12 +105,17 @@ def run_onnx(path, spec: ModelSpec, sig: Signature, size) -> None:
 
 def reason(e: BaseException) -> str:
     """A short, informative summary of a converter or runtime error (op/layer names kept)."""
-    text = str(e)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # Keras colours its messages
     flex = _needs_flex(text)
     if flex:
         return flex
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    keep = [line for line in lines if any(k in line.lower() for k in ("encountered when calling", " op", "error:"))]
+    keep = []
+    for i, line in enumerate(lines):
+        if "encountered when calling" in line and i + 1 < len(lines):
+            keep.append(f"{line} {lines[i + 1].split('. ')[0]}")  # the layer, then the cause
+        elif " op" in line.lower() or "error:" in line.lower():
+            keep.append(line)
     summary = "; ".join(dict.fromkeys((keep or lines)[:3])) or type(e).__name__
     if isinstance(e, ExportError):
         return summary[:500]

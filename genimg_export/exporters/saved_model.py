@@ -33,14 +33,12 @@ def write(spec: ModelSpec, model, path: Path, fixed_size: tuple[int, int] | None
     archive = keras.export.ExportArchive()
     archive.track(getattr(model, "trackable", model))
     for sig in spec.signatures:
-        try:
-            archive.add_endpoint(sig.name, _endpoint(sig, model), input_signature=_input_signature(sig, fixed_size))
-        except Exception as e:  # tracing errors come as many types
-            raise ExportError(
-                f"cannot trace signature '{sig.name}' of '{spec.name}' with input shapes"
-                f" {_shapes(sig, fixed_size)}: {check.reason(e)}"
-            ) from e
-    archive.write_out(str(path), verbose=False)
+        archive.add_endpoint(sig.name, _endpoint(sig, model), input_signature=_input_signature(sig, fixed_size))
+    try:
+        archive.write_out(str(path), verbose=False)  # the endpoints are traced here
+    except Exception as e:  # tracing errors come as many types
+        shapes = "; ".join(f"{sig.name}: {_shapes(sig, fixed_size)}" for sig in spec.signatures)
+        raise ExportError(f"cannot trace '{spec.name}' with input shapes {shapes}: {check.reason(e)}") from e
 
 
 def _endpoint(sig: Signature, model):
@@ -150,26 +148,27 @@ def export(spec: ModelSpec, model, out: Path, variant: str = "fp32", source=None
     files.sweep_stale(base)
     version = check_new_version(out, spec, version)
     target = base / str(version)
-    fixed = None
     if log:
         log(f"tracing {len(spec.signatures)} signature(s)")
     with files.atomic_path(target, replace=False) as tmp:
-        fixed = _write_with_fallback(spec, model, tmp)
+        fixed, why = _write_with_fallback(spec, model, tmp)
         warmup.write(spec, tmp / "assets.extra" / warmup.FILENAME, fixed)
     serving_config.update(out / "serving", spec.name)
     artifact = manifest.make_artifact(
         spec, out, target, "saved_model", variant, signatures=spec.signatures,
         source=manifest.source_sha256(spec, model), versions=manifest.tool_versions(),
-        seconds=time.perf_counter() - start, fixed_size=fixed, options={"version": version},
+        seconds=time.perf_counter() - start, fixed_size=fixed,
+        options={"version": version, **({"fixed_size_reason": why} if why else {})},
     )
     return artifact
 
 
 def _write_with_fallback(spec: ModelSpec, model, path: Path):
-    """Dynamic H x W where the spec allows; the canonical size if tracing with None dims fails."""
+    """Dynamic H x W where the spec allows; the canonical size if tracing with None dims fails.
+    Returns (fixed_size or None, why it is fixed or None)."""
     try:
         write(spec, model, path)
-        return None
+        return None, None
     except ExportError as dynamic_error:
         if not (spec.dynamic_spatial and spec.canonical_size):
             raise
@@ -178,5 +177,5 @@ def _write_with_fallback(spec: ModelSpec, model, path: Path):
             write(spec, model, path, spec.canonical_size)
         except ExportError:
             raise dynamic_error from None
-        return list(spec.canonical_size)
+        return list(spec.canonical_size), f"dynamic H x W: {check.reason(dynamic_error)}"
 
