@@ -105,6 +105,8 @@ def to_json(array: np.ndarray, as_bytes: bool = False):
         return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.shape else flat[0]
     if array.dtype.kind == "c":
         raise JsonTensorError(f"Failed to write JSON value for tensor type: {array.dtype}")
+    if array.dtype.kind == "f":  # float64 -> Python float is a plain copy: twice as fast
+        return array.astype(np.float64).tolist()
     return array.tolist()
 
 

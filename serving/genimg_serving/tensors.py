@@ -68,17 +68,20 @@ def data_type(dtype) -> int:
     )
 
 
-def to_tensor_proto(array, dtype: int | None = None) -> tensor_pb2.TensorProto:
+def to_tensor_proto(array, dtype: int | None = None, out=None) -> tensor_pb2.TensorProto:
     """A TensorProto holding ``array`` (anything np.asarray accepts).
 
     Args:
         array: the values; lists are converted with np.asarray.
         dtype: a DataType to cast to (e.g. the signature's), or None to keep
             the array's own dtype.
+        out: an empty TensorProto to fill (e.g. ``request.inputs["x"]``),
+            which saves copying a large one into place.
     """
     array = np.asarray(array)
     dt = data_type(array.dtype) if dtype is None else dtype
-    proto = tensor_pb2.TensorProto(dtype=dt)
+    proto = tensor_pb2.TensorProto() if out is None else out
+    proto.dtype = dt
     for d in array.shape:
         proto.tensor_shape.dim.add(size=int(d))
     if dt == DT.DT_STRING:

@@ -76,7 +76,7 @@ class GrpcTransport:
         request = predict_pb2.PredictRequest(output_filter=output_filter or [])
         _fill_spec(request.model_spec, model, version, label, signature)
         for alias, array in inputs.items():
-            request.inputs[alias].CopyFrom(to_tensor_proto(array))
+            to_tensor_proto(array, out=request.inputs[alias])
         response = self._rpc(self._predict.Predict, request, timeout)
         outputs = {alias: to_ndarray(t) for alias, t in response.outputs.items()}
         answered = response.model_spec.version.value if response.model_spec.HasField("version") else None

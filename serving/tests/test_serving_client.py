@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import start_server, write_affine
+from _serving_helpers import start_server
 
 from genimg_serving.client import Client
 from genimg_serving.configs import single_model
@@ -247,3 +247,34 @@ def test_retry_schedule_respects_the_attempt_budget():
         client._call(always_unavailable, timeout=10)
     assert len(calls) == 4  # the first try and three retries
     client.close()
+
+
+def test_message_size_cap_on_both_ports(affine_base):
+    import http.client
+
+    server = start_server(single_model("affine", affine_base), max_message_bytes=64 * 1024)
+    x = np.zeros((1, 128, 128, 3), np.float32)  # 196 KB
+    try:
+        with Client(server.target, retries=0) as client:
+            with pytest.raises(ResourceExhaustedError):
+                client.predict("affine", {"x": x})
+            small = client.predict("affine", {"x": x[:, :8, :8]})["y"]
+            assert small.shape == (1, 8, 8, 3)
+        conn = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=30)
+        conn.request("POST", "/v1/models/affine:predict", body=b"{" + b" " * 100_000 + b"}")
+        response = conn.getresponse()
+        assert response.status == 413 and b"exceeds the limit of 65536 bytes" in response.read()
+        conn.close()
+    finally:
+        server.stop()
+
+
+def test_prometheus_metrics_on_the_rest_port(affine_server):
+    import urllib.request
+
+    with Client(affine_server.target) as client:
+        client.predict("affine", {"x": np.zeros((1, 2, 2, 3), np.float32)})
+    with urllib.request.urlopen(f"{affine_server.rest_url}/monitoring/prometheus/metrics", timeout=30) as r:
+        text = r.read().decode()
+    assert ':tensorflow:serving:request_count{model_name="affine",api="Predict",status="OK"}' in text
+    assert ':tensorflow:serving:request_latency_count{model_name="affine",API="Predict"}' in text

@@ -12,7 +12,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import TESTDATA, TWO_VERSIONS, needs_testdata, start_server
+from _serving_helpers import TESTDATA, TWO_VERSIONS, needs_testdata, start_server
 from google.protobuf import json_format
 
 from genimg_serving.client import Client

@@ -63,7 +63,7 @@ def predict_on(servable, request) -> predict_pb2.PredictResponse:
     response.model_spec.version.value = servable.version
     response.model_spec.signature_name = name
     for alias, value in outputs.items():
-        response.outputs[alias].CopyFrom(to_tensor_proto(value, sig.outputs[alias].dtype))
+        to_tensor_proto(value, sig.outputs[alias].dtype, out=response.outputs[alias])
     return response
 
 
@@ -77,9 +77,10 @@ def check_input_names(sig, names: list[str]) -> None:
             f" Sent extra: {{{_join(sent - expected)}}}."
             f" Missing but required: {{{_join(expected - sent)}}}."
         )
-    for alias in sorted(sent - expected):
+    extra = sorted(sent - expected)
+    if extra:
         raise InvalidArgumentError(
-            f"input tensor alias not found in signature: {alias}."
+            f"input tensor alias not found in signature: {extra[0]}."
             f" Inputs expected to be in the set {{{_join(expected)}}}."
         )
 

@@ -1,0 +1,49 @@
+"""Helpers for the serving tests: where TF Serving's test models are, tiny SavedModels, servers.
+
+(A module of its own, not conftest: ``from conftest import`` is ambiguous when
+pytest collects tests/ and serving/tests/ in one run.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# CI clones the shared folder beside the repository: <repo>/../shared.
+TESTDATA = REPO.parent / "shared" / "tfserving-testdata"
+HALF_PLUS_TWO = TESTDATA / "saved_model_half_plus_two_cpu"
+TWO_VERSIONS = TESTDATA / "saved_model_half_plus_two_2_versions"
+
+needs_testdata = pytest.mark.skipif(
+    not HALF_PLUS_TWO.is_dir(),
+    reason=f"TF Serving's test models are not at {TESTDATA} (clone shared/ beside the repo)",
+)
+
+
+def write_affine(path: Path, scale: float, offset: float, channels: int = 3) -> Path:
+    """A SavedModel computing y = x * scale + offset on NHWC images, written atomically."""
+    import tensorflow as tf
+
+    class Affine(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="x")])
+        def serve(self, x):
+            return {"y": x * scale + offset}
+
+    module = Affine()
+    tmp = path.with_name(f".tmp-{path.name}")
+    tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+    os.rename(tmp, path)  # a server never sees half a version
+    return path
+
+
+def start_server(configs, **kw):
+    """A ModelServer on loopback with OS-picked ports and no polling, started."""
+    from genimg_serving.server import ModelServer
+
+    kw.setdefault("grpc_port", 0)
+    kw.setdefault("rest_port", 0)
+    kw.setdefault("poll_seconds", 0)
+    return ModelServer(configs, **kw).start()
