@@ -108,6 +108,7 @@ def test_rest_transport_has_the_same_interface(affine_server):
         np.testing.assert_array_equal(client.predict("affine", {"x": x})["y"], 2 * x + 1)
         assert client.metadata("affine").signature().outputs["y"].shape == (None, None, None, 3)
         assert client.status("affine")[0].state == "AVAILABLE"
+        assert client.wait_until_available("affine", timeout=10)[0].version == 1
         with pytest.raises(NotFoundError):
             client.predict("affine", {"x": x}, version=42)
 

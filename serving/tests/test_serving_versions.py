@@ -173,3 +173,26 @@ def test_warmup_requests_are_replayed_and_a_bad_one_fails_the_load(tmp_path):
     assert manager.resolve("m").version == 1
     assert "warmup" in manager.states("m")[2].error_message
     assert "input tensor alias not found" in manager.states("m")[2].error_message
+
+
+def test_reload_config_rpc_replaces_the_served_models(tmp_path):
+    """ModelService.HandleReloadConfigRequest: the new config is served, the old model goes."""
+    import grpc
+    from google.protobuf import text_format
+
+    from genimg_serving.protos import model_management_pb2, model_service_pb2_grpc
+
+    write_affine(tmp_path / "1", 1.0, 0.0)
+    server = start_server(single_model("old", tmp_path), rest_port=None)
+    request = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(f'model_config_list {{ config {{ name: "new" base_path: "{tmp_path}"'
+                      ' version_labels { key: "stable" value: 1 } } }', request.config)
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=60)
+        with Client(server.target) as client:
+            assert client.predict_versioned("new", {"x": X}, label="stable")[1] == 1
+            with pytest.raises(NotFoundError):
+                client.predict("old", {"x": X})
+    finally:
+        server.stop()
