@@ -51,8 +51,10 @@ class Row:
     bytes: int | None = None
     fraction_of_peak: float | None = None
     psnr_db: float | None = None
+    cpu_fraction_of_peak: float | None = None
     signature: str = "serving_default"
     min_ms: float | None = None
+    cpu_ms: float | None = None
     load_s: float | None = None
     first_call_ms: float | None = None
     peak_rss_mb: float | None = None
@@ -152,16 +154,15 @@ def run_bench(
 def _bench_serving(result: Result, spec, sig, artifacts, inputs, concurrency: int, target, reference) -> None:
     """Add the serving section and a grpc row (at concurrency C) to ``result``."""
     from genimg_export.bench_serving import serving_bench
-    from genimg_export.runners.discover import discover
 
-    local = next((r for r in result.rows if r.backend == "saved_model" and r.p50_ms), None)
-    if local is None and artifacts is not None:  # the in-process figure the overhead is measured against
-        saved = [t for t in discover(spec, artifacts, ["saved_model"]) if t.signature == sig.name]
-        local = bench_target(spec, saved[0], inputs, result.size, result.runs, result.threads, None, None,
-                             result.flops_per_call, result.peak)
-    in_process = local.p50_ms if local is not None else None
-    section, outputs = serving_bench(spec, sig.name, inputs, result.runs, concurrency, result.threads,
-                                     artifacts, target, in_process)
+    local = _in_process_runner(spec, sig, artifacts)
+    try:  # the in-process calls the overhead is measured against, alternated with the requests
+        in_process = (lambda: local.run(inputs)) if local is not None else None
+        section, outputs = serving_bench(spec, sig.name, inputs, result.runs, concurrency, result.threads,
+                                         artifacts, target, in_process)
+    finally:
+        if local is not None:
+            local.close()
     result.serving = section
     level = section["levels"][-1]
     row = Row("grpc", "fp32", signature=sig.name, p50_ms=level["p50_ms"], p90_ms=level["p90_ms"],
@@ -172,6 +173,16 @@ def _bench_serving(result: Result, spec, sig, artifacts, inputs, concurrency: in
     if reference is not None:
         _fill_parity(spec, Target("grpc", "fp32", sig.name, section["target"]), row, reference, outputs)
     result.rows.append(row)
+
+
+def _in_process_runner(spec, sig, artifacts):
+    """The export's SavedModel opened in this process, or None when there is none."""
+    from genimg_export.runners.discover import discover, local_backends
+
+    if artifacts is None or "saved_model" not in local_backends(spec, artifacts):
+        return None
+    target = next(t for t in discover(spec, artifacts, ["saved_model"]) if t.signature == sig.name)
+    return open_runner("saved_model", target.artifact, spec, sig.name)
 
 
 def check_settings(batch: int, threads: int | None, runs: int, concurrency: int | None = None) -> None:
@@ -294,7 +305,7 @@ def bench_target(spec, target: Target, inputs, size, runs: int, threads, keras_m
         start = time.perf_counter()
         outputs = call()
         row.first_call_ms = (time.perf_counter() - start) * 1e3
-        times = time_calls(call, runs)
+        times, cpu_times = time_calls(call, runs)
     except Exception as e:  # one broken backend must not hide the others' figures
         row.error = f"{type(e).__name__}: {_first_line(e)}"
         return row
@@ -303,26 +314,35 @@ def bench_target(spec, target: Target, inputs, size, runs: int, threads, keras_m
             runner.close()
     row.peak_rss_mb = peak_rss_mb()
     row.rss_added_mb = row.peak_rss_mb - before
-    fill_timings(row, times, len(next(iter(inputs.values()))), flops, peak)
+    fill_timings(row, times, len(next(iter(inputs.values()))), flops, peak, cpu_times)
     if reference is not None:
         _fill_parity(spec, target, row, reference, outputs)
     return row
 
 
-def time_calls(call: Callable, runs: int, warmup: int = WARMUP) -> list[float]:
-    """Seconds of each of ``runs`` calls after ``warmup`` untimed ones."""
+def time_calls(call: Callable, runs: int, warmup: int = WARMUP) -> tuple[list[float], list[float]]:
+    """Wall seconds and process CPU seconds of each of ``runs`` calls after ``warmup`` untimed ones.
+
+    CPU time is what the call cost whatever else the machine was doing: at one
+    thread it is the robust figure on a shared machine (at more threads it also
+    counts the worker threads' spinning).
+    """
     for _ in range(warmup):
         call()
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         call()
-        times.append(time.perf_counter() - start)
-    return times
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
-def fill_timings(row: Row, times: list[float], batch: int, flops: int | None, peak: Peak) -> None:
+def fill_timings(row: Row, times: list[float], batch: int, flops: int | None, peak: Peak,
+                 cpu_times: list[float] | None = None) -> None:
     p50 = statistics.median(times)
+    if cpu_times:
+        row.cpu_ms = statistics.median(cpu_times) * 1e3
     row.p50_ms, row.p90_ms, row.min_ms = p50 * 1e3, float(np.percentile(times, 90)) * 1e3, min(times) * 1e3
     row.images_per_s = batch / p50
     if flops:
@@ -331,10 +351,16 @@ def fill_timings(row: Row, times: list[float], batch: int, flops: int | None, pe
 
 
 def _set_fraction(row: Row, peak: Peak) -> None:
-    """Achieved over peak: the int8 GEMM peak for integer variants, the fp32 one otherwise."""
+    """Achieved over peak: the int8 GEMM peak for integer variants, the fp32 one otherwise;
+    per wall second, and per CPU second (the robust one on a shared machine)."""
+    integer = row.variant in INT8_VARIANTS
     if row.achieved_gops is not None:
-        limit = peak.int8_gops if row.variant in INT8_VARIANTS else peak.fp32_gflops
+        limit = peak.int8_gops if integer else peak.fp32_gflops
         row.fraction_of_peak = row.achieved_gops / limit if limit else None
+    if row.cpu_ms and row.achieved_gops is not None:
+        limit = peak.int8_gops_per_cpu_s if integer else peak.fp32_gflops_per_cpu_s
+        per_cpu_s = row.achieved_gops * row.p50_ms / row.cpu_ms
+        row.cpu_fraction_of_peak = per_cpu_s / limit if limit else None
 
 
 def _fill_parity(spec, target: Target, row: Row, reference: dict, outputs: dict) -> None:

@@ -4,9 +4,10 @@ The local server (``genimg_serving``) is started in a child process on
 loopback, with TF at the benchmarked thread count, serving the export's
 ``serving/<name>``; or an already running server is measured (``target``).
 Each of C client threads has its own channel; all send the same request
-``runs`` times after a warm-up. Measured at concurrency 1 (the per-request
-overhead against the in-process SavedModel at the same batch) and at C
-(p50/p99 latency, requests/s).
+``runs`` times after a warm-up. Measured at concurrency 1 and at C (p50/p99
+latency, requests/s). At concurrency 1 each request alternates with an
+in-process call of the same SavedModel on the same batch, so the overhead
+figure compares calls made under the same machine load.
 
 Run as ``python -m genimg_export.bench_serving BASE_PATH NAME THREADS`` it is
 that child: it prints ``port N`` once serving and stops when stdin closes.
@@ -32,9 +33,14 @@ CLIENT_WARMUP = 2
 
 
 def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: int, threads: int | None,
-                  artifacts: Path | None, target: str | None, in_process_p50_ms: float | None) -> tuple[dict, dict]:
+                  artifacts: Path | None, target: str | None, in_process=None) -> tuple[dict, dict]:
     """The ``serving`` section of the bench result (latencies at concurrency 1 and C),
-    and the server's outputs for ``inputs`` (for the parity figure)."""
+    and the server's outputs for ``inputs`` (for the parity figure).
+
+    Args:
+        in_process: a call of the same model in this process (``() -> outputs``),
+            alternated with the requests at concurrency 1; None: no overhead figure.
+    """
     from genimg_export.runners import open_runner
 
     server = None
@@ -44,7 +50,8 @@ def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: in
     try:
         with open_runner("grpc", target, spec, signature) as runner:
             outputs = runner.run(inputs)
-        levels = [measure_level(spec, signature, target, inputs, runs, c) for c in sorted({1, concurrency})]
+        levels = [measure_level(spec, signature, target, inputs, runs, c, in_process if c == 1 else None)
+                  for c in sorted({1, concurrency})]
     finally:
         if server is not None:
             server.stop()
@@ -53,12 +60,12 @@ def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: in
         "server": "local genimg_serving in a child process" if server else "given --grpc-target",
         "batch": len(next(iter(inputs.values()))),
         "levels": levels,
-        "in_process_p50_ms": in_process_p50_ms,
+        "in_process_p50_ms": levels[0].pop("in_process_p50_ms", None),
         "overhead_p50": None,
         "batching": batching_support(),
     }
-    if in_process_p50_ms:
-        section["overhead_p50"] = round(levels[0]["p50_ms"] / in_process_p50_ms - 1.0, 4)
+    if section["in_process_p50_ms"]:
+        section["overhead_p50"] = round(levels[0]["p50_ms"] / section["in_process_p50_ms"] - 1.0, 4)
     return section, outputs
 
 
@@ -75,12 +82,20 @@ def batching_support() -> dict:
     }
 
 
-def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, concurrency: int) -> dict:
-    """``concurrency`` client threads, each sending ``runs`` requests after a warm-up."""
+def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, concurrency: int,
+                  alongside=None) -> dict:
+    """``concurrency`` client threads, each sending ``runs`` requests after a warm-up.
+
+    ``alongside`` (concurrency 1 only) is called and timed before each request;
+    its p50 is returned as ``in_process_p50_ms``.
+    """
+    if alongside is not None and concurrency != 1:
+        raise ValueError("alongside calls are for concurrency 1")
     from genimg_export.runners import open_runner
 
     runners = [open_runner("grpc", target, spec, signature) for _ in range(concurrency)]
     latencies: list[list[float]] = [[] for _ in runners]
+    beside: list[float] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(concurrency + 1)
 
@@ -94,6 +109,10 @@ def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, co
         if errors:
             return
         for _ in range(runs):
+            if alongside is not None:
+                start = time.perf_counter()
+                alongside()
+                beside.append(time.perf_counter() - start)
             start = time.perf_counter()
             try:
                 runners[i].run(inputs)
@@ -109,14 +128,14 @@ def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, co
     start = time.perf_counter()
     for w in workers:
         w.join()
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - start - sum(beside)
     for r in runners:
         r.close()
     if errors:
         raise errors[0]
     flat = [t for per in latencies for t in per]
     batch = len(next(iter(inputs.values())))
-    return {
+    level = {
         "concurrency": concurrency,
         "requests": len(flat),
         "p50_ms": round(statistics.median(flat) * 1e3, 3),
@@ -125,6 +144,9 @@ def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, co
         "requests_per_s": round(len(flat) / wall, 3),
         "images_per_s": round(len(flat) * batch / wall, 3),
     }
+    if beside:
+        level["in_process_p50_ms"] = round(statistics.median(beside) * 1e3, 3)
+    return level
 
 
 def _base_path(spec, artifacts: Path | None) -> Path:

@@ -66,16 +66,18 @@ def _print(result) -> None:
     peak = result.peak
     size = "" if result.size is None else f" {result.size[0]}x{result.size[1]},"
     table = Table(title=f"bench: {result.model},{size} batch {result.batch}, threads {result.threads or 'default'},"
-                  f" {result.runs} runs; peak fp32 {peak.fp32_gflops:.1f} GFLOP/s, int8 {peak.int8_gops:.1f} GOP/s")
-    columns = ["backend", "variant", "p50 ms", "p90 ms", "img/s", "size", "load s", "RSS MiB", "GOP/s",
-               "of peak", "PSNR dB", "note"]
+                  f" {result.runs} runs; peak fp32 {peak.fp32_gflops:.1f} GFLOP/s, int8 {peak.int8_gops:.1f} GOP/s"
+                  f" (per CPU second: {peak.fp32_gflops_per_cpu_s:.1f}, {peak.int8_gops_per_cpu_s:.1f})")
+    columns = ["backend", "variant", "p50 ms", "p90 ms", "CPU ms", "img/s", "size", "load s", "RSS MiB", "GOP/s",
+               "of peak", "CPU: of peak", "PSNR dB", "note"]
     for col in columns:
         table.add_column(col, justify="left" if col in ("backend", "variant", "note") else "right")
     for r in result.rows:
         table.add_row(
-            r.backend, r.variant or "-", _num(r.p50_ms, ".1f"), _num(r.p90_ms, ".1f"), _num(r.images_per_s, ".1f"),
+            r.backend, r.variant or "-", _num(r.p50_ms, ".1f"), _num(r.p90_ms, ".1f"), _num(r.cpu_ms, ".1f"),
+            _num(r.images_per_s, ".1f"),
             _bytes(r.bytes), _num(r.load_s, ".2f"), _num(r.peak_rss_mb, ".0f"), _num(r.achieved_gops, ".1f"),
-            _num(r.fraction_of_peak, ".0%"), _num(r.psnr_db, ".1f") if r.psnr_db != float("inf") else "inf",
+            _num(r.fraction_of_peak, ".0%"), _num(r.cpu_fraction_of_peak, ".0%"), _num(r.psnr_db, ".1f") if r.psnr_db != float("inf") else "inf",
             f"[red]{r.error}[/]" if r.error else "",
         )
     console = Console(width=200)
