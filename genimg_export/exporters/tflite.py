@@ -5,6 +5,11 @@
 - ``dynamic``: int8 weights, float activations (dynamic-range quantization).
 - ``int8``: full integer, calibrated on >= 100 samples of the spec's
   ``calibration_inputs``; float I/O by default, int8 I/O with ``int8_io``.
+  With float I/O (a CPU model), ops LiteRT has no fast int8 kernel for
+  (``FLOAT_OPS_IN_INT8``: PRELU) stay float between (de)quantize ops: int8
+  PRELU runs LiteRT's reference kernel, not XNNPACK, ~50x the float op's time
+  (srgan 64x64: 43 -> 20 ms at 2 threads, same PSNR; see benchmarks/README.md).
+  ``int8_io`` files stay integer-only, for integer-only accelerators.
 
 Converted from the SavedModel (every signature kept, so vae's ``encode`` and
 ``serving_default`` live in one file), with dynamic H x W kept where LiteRT
@@ -25,6 +30,7 @@ from genimg_export.train import check_out_dir
 from genimg_export.zoo.spec import ModelSpec
 
 MIN_CALIBRATION = 100
+FLOAT_OPS_IN_INT8 = ("PRELU",)  # no XNNPACK int8 kernel; LiteRT's int8 one is the slow reference code
 CALIBRATION_FLAGS = "--calibration-npz FILE.npz (keys = input names) or --calibration-dir DIR (images)"
 
 
@@ -125,7 +131,31 @@ def convert(spec: ModelSpec, saved_model: Path, variant: str, int8_io: bool = Fa
     elif variant != "fp32":
         raise InvalidInputError(f"unknown TFLite variant '{variant}'; expected fp32, fp16, dynamic or int8")
     with check.quiet_native_output():
-        return converter.convert()
+        model_bytes = converter.convert()
+        if variant == "int8" and not int8_io and has_ops(model_bytes, FLOAT_OPS_IN_INT8):
+            model_bytes = _quantize_keeping_float(converter, spec, calibration_samples, fixed_size)
+    return model_bytes
+
+
+def has_ops(model_bytes: bytes, names) -> bool:
+    """Whether a .tflite model uses any of the builtin ops ``names`` (e.g. "PRELU")."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(model_bytes, 0)
+    wanted = {getattr(schema.BuiltinOperator, n) for n in names}
+    codes = (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))
+    return any(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()) in wanted for c in codes)
+
+
+def _quantize_keeping_float(converter, spec: ModelSpec, samples: int, fixed_size) -> bytes:
+    """Full-integer quantization except ``FLOAT_OPS_IN_INT8`` (TF's selective quantization)."""
+    import tensorflow as tf
+
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS_IN_INT8))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative_dataset(spec, samples, fixed_size), debug_options=options
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 def calibration_data(spec: ModelSpec, sig, n: int, fixed_size=None) -> dict[str, np.ndarray]:
