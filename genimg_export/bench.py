@@ -30,7 +30,7 @@ import numpy as np
 
 from genimg_export import metrics
 from genimg_export.errors import InvalidInputError, NotFoundError
-from genimg_export.peak import FLOPS_METHOD, Peak, count_flops, measure_peak
+from genimg_export.peak import FLOPS_METHOD, Peak, count_flops, machine, measure_peak, peak_rss_mb, reset_peak_rss
 from genimg_export.runners import open_runner
 from genimg_export.runners.discover import Target
 
@@ -123,6 +123,9 @@ def run_bench(
     from genimg_export.zoo import loading
 
     check_settings(batch, threads, runs, concurrency)
+    notes: list[str] = []
+    if not configure_tf_threads(threads):
+        notes.append(f"TensorFlow had already started in this process; its thread settings were kept, not {threads}")
     spec = loading.get_spec(model, allow_unsafe)
     sig = spec.signature(signature or spec.default_signature.name)
     size = bench_size(spec, sig, size)
@@ -132,8 +135,6 @@ def run_bench(
     if remote:
         raise InvalidInputError(f"backend {remote[0]} is measured by the serving mode: pass --concurrency C instead")
     targets = [t for t in discover(spec, artifacts, backends) if t.signature == sig.name]
-    configure_tf_threads(threads)
-    notes: list[str] = []
     keras_model = _reference_model(spec, weights, allow_unsafe, notes)
     inputs = make_inputs(spec, sig, batch, size, seed)
     flops = count_flops(sig.keras_callable(keras_model or spec.build()), _tensor_specs(sig, inputs))
@@ -227,19 +228,21 @@ def _shapes(sig) -> str:
     return ", ".join(f"{t.name}: {'x'.join('?' if d is None else str(d) for d in t.shape)}" for t in sig.inputs)
 
 
-def configure_tf_threads(threads: int | None) -> None:
+def configure_tf_threads(threads: int | None) -> bool:
     """Intra-op threads = ``threads`` and inter-op = 1, so TF runs one op at a
-    time on T threads as onnxruntime and LiteRT do; silently kept when TF has
-    already started in this process (the test suite)."""
+    time on T threads as onnxruntime and LiteRT do. False when TF has already
+    started in this process with other settings (they cannot change then)."""
     if threads is None:
-        return
+        return True
     import tensorflow as tf
 
+    threading = tf.config.threading
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        threading.set_intra_op_parallelism_threads(threads)
+        threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
-        pass
+        return threading.get_intra_op_parallelism_threads() == threads
+    return True
 
 
 def make_inputs(spec, sig, batch: int, size, seed: int) -> dict[str, np.ndarray]:
@@ -386,51 +389,13 @@ def artifact_bytes(artifact) -> int | None:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else None
 
 
-def reset_peak_rss() -> None:
-    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # not Linux or not allowed: the peak is then the process's since it started
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process since the last reset, in MiB."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def machine() -> dict:
-    """What the figures were measured on."""
-    import os
-    import platform
-
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in _cpuinfo() if line.startswith("flags")), [])
-    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
-    return {"cpu": model, "cpus": os.cpu_count(), "simd": simd, "platform": platform.platform()}
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
-
-
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0][:300] if lines else ""
 
 
 def _rounded(v):
+    """Six significant digits (a 0.03 ms call keeps its precision); JSON has no inf/nan."""
     if isinstance(v, float):
-        return None if not math.isfinite(v) else round(v, 4)
+        return float(f"{v:.6g}") if math.isfinite(v) else None
     return v

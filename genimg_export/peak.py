@@ -1,4 +1,5 @@
-"""The two sides of a roofline: what the machine can do, what the model asks for.
+"""The two sides of a roofline: what the machine can do, what the model asks for
+(and the process's peak memory while it does it).
 
 ``measure_peak`` times a large fp32 GEMM and a large int8 GEMM (onnxruntime's
 MatMul and MatMulInteger, i.e. MLAS's sgemm and u8s8 kernels, the ones its
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -129,3 +131,42 @@ def count_flops(fn, input_specs: list) -> int:
         return int(profiler.profile(frozen.graph, options=options).total_float_ops)
     finally:
         logger.setLevel(level)
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux or not allowed: the peak is then the process's since it started
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process since the last reset, in MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import os
+    import platform
+
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in _cpuinfo() if line.startswith("flags")), [])
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return {"cpu": model, "cpus": os.cpu_count(), "simd": simd, "platform": platform.platform()}
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
