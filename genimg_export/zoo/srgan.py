@@ -156,6 +156,6 @@ SPEC = register(
         scale=SCALE,
         make_trainer=Trainer,
         evaluate=evaluate,
-        default_steps=4000,
+        default_steps=2500,
     )
 )

@@ -21,7 +21,7 @@ from genimg_export.zoo.spec import TensorSpec
 IMAGE = TensorSpec("image", "float32", (None, None, 3), (-1.0, 1.0), "content RGB image, H and W multiples of 4")
 STYLED = TensorSpec("styled", "float32", (None, None, 3), (-1.0, 1.0), "stylised RGB image, same size")
 DEFAULT_STYLE = "brick"
-STYLE_WEIGHT, CONTENT_WEIGHT, TV_WEIGHT = 1.0, 0.05, 1e-3
+STYLE_WEIGHT, CONTENT_WEIGHT, TV_WEIGHT = 10.0, 1.0, 0.02
 
 
 def build(width: int = 16, blocks: int = 3):
@@ -41,9 +41,19 @@ def build(width: int = 16, blocks: int = 3):
         y = layers.GroupNormalization(groups=width * 4)(layers.Conv2D(width * 4, 3, padding="same")(y))
         x = layers.Add()([x, y])
     for n in (width * 2, width):
-        x = conv_in(layers.UpSampling2D(2, interpolation="nearest")(x), n)
+        x = conv_in(nearest_upsample(x), n)
     styled = layers.Conv2D(3, 9, padding="same", activation="tanh", name="styled")(x)
     return keras.Model(image, styled, name="style")
+
+
+def nearest_upsample(x):
+    """2x nearest-neighbour upsampling as four channel copies + depth_to_space:
+    the same values as UpSampling2D, but LiteRT keeps H x W dynamic for it."""
+    from keras import layers
+
+    from genimg_export.zoo.layers import PixelShuffle
+
+    return PixelShuffle(2)(layers.Concatenate()([x, x, x, x]))
 
 
 def feature_net(seed: int = 7):
@@ -67,6 +77,15 @@ def gram(features):
     shape = tf.shape(features)
     flat = tf.reshape(features, (shape[0], -1, shape[3]))
     return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.shape(flat)[1], tf.float32)
+
+
+def mean_variation(images):
+    """Total variation per pixel and channel (so its weight does not depend on the crop size)."""
+    import tensorflow as tf
+
+    dy = tf.abs(images[:, 1:] - images[:, :-1])
+    dx = tf.abs(images[:, :, 1:] - images[:, :, :-1])
+    return tf.reduce_mean(dy) + tf.reduce_mean(dx)
 
 
 def style_loss(features, style_grams):
@@ -130,19 +149,19 @@ class Trainer:
                 fy, fx = self.features(y), self.features(x)
                 s = style_loss(fy, self.style_grams)
                 c = tf.reduce_mean(tf.square(fy[1] - fx[1]))
-                tv = tf.reduce_mean(tf.image.total_variation(y))
+                tv = mean_variation(y)
                 loss = STYLE_WEIGHT * s + CONTENT_WEIGHT * c + TV_WEIGHT * tv
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            return s, c
+            return s, c, loss
 
         self._step = step
 
     def step(self):
         from genimg_export import data
 
-        s, c = self._step(data.random_patches(self.images, self.batch, 96, self.rng))
-        return {"style": s, "content": c}
+        s, c, loss = self._step(data.random_patches(self.images, self.batch, 96, self.rng))
+        return {"loss": loss, "style": s, "content": c}
 
 
 def evaluate(model, style: str = DEFAULT_STYLE) -> dict[str, float]:

@@ -126,6 +126,6 @@ SPEC = register(
         tolerances=tolerances(),
         make_trainer=Trainer,
         evaluate=evaluate,
-        default_steps=3000,
+        default_steps=2500,
     )
 )
