@@ -111,12 +111,14 @@ def downscale(images: np.ndarray, factor: int) -> np.ndarray:
 
 
 def degrade(images: np.ndarray, rng: np.random.Generator, noise: float = 0.15) -> np.ndarray:
-    """pix2pix's task: Gaussian noise (sigma in [-1, 1] units) plus 1-3 grey holes."""
+    """pix2pix's task: Gaussian noise (sigma in [-1, 1] units) plus 1-3 grey holes
+    of 4-12 pixels a side (the same sizes at any image size, so that what the
+    model learns on crops holds on whole photos)."""
     out = images + rng.normal(0.0, noise, images.shape).astype(np.float32)
     n, h, w, _ = images.shape
     for i in range(n):
         for _ in range(rng.integers(1, 4)):
-            hh, ww = rng.integers(h // 16, h // 5), rng.integers(w // 16, w // 5)
+            hh, ww = rng.integers(4, min(13, h // 2)), rng.integers(4, min(13, w // 2))
             y, x = rng.integers(0, h - hh), rng.integers(0, w - ww)
             out[i, y : y + hh, x : x + ww] = 0.0
     return np.clip(out, -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,93 @@
+"""Export every zoo model with its shipped weights, check parity, and print the
+README's tables (export sizes and times, parity, quality).
+
+    python benchmarks/zoo_report.py OUT_DIR > benchmarks/zoo_report.md
+
+Runs the same CLI a user runs (`genimg-export all`, `parity --json`,
+`evaluate --json`) and keeps the JSON next to the exports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+MODELS = ("dcgan", "vae", "cgan", "srgan", "style", "pix2pix")
+VARIANTS = [("saved_model", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "dynamic"),
+            ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")]
+QUALITY_GATE = {"srgan": ("psnr_gain_db", ">=", 1.0), "pix2pix": ("psnr_gain_db", ">=", 4.0),
+                "cgan": ("class_accuracy", ">=", 0.85), "dcgan": ("mean_confidence", ">=", 0.85),
+                "vae": ("mean_confidence", ">=", 0.8), "style": ("style_ratio", "<=", 0.5)}
+
+
+def cli(*args: str) -> None:
+    print("$ genimg-export", " ".join(args), file=sys.stderr, flush=True)
+    subprocess.run(["genimg-export", *args], check=False, stdout=subprocess.DEVNULL)
+
+
+def run(out: Path) -> None:
+    for name in MODELS:
+        cli("all", "--model", name, "--out", str(out))
+        cli("parity", "--model", name, "--artifacts", str(out), "--json", str(out / f"parity.{name}.json"),
+            "--report", str(out / f"parity.{name}.png"))
+        cli("evaluate", "--model", name, "--json", str(out / f"quality.{name}.json"))
+
+
+def export_table(out: Path) -> list[str]:
+    entries = json.loads((out / "manifest.json").read_text())["artifacts"]
+    by_key = {(e["model"], e["format"], e["variant"]): e for e in entries}
+    head = "| model | " + " | ".join(f"{f} {v}" for f, v in VARIANTS) + " |"
+    lines = [head, "|---" * (len(VARIANTS) + 1) + "|"]
+    for name in MODELS:
+        cells = []
+        for fmt, variant in VARIANTS:
+            e = by_key.get((name, fmt, variant))
+            cells.append("✗" if e is None else f"{e['bytes'] / 1e6:.2f} MB, {e['seconds']:.0f} s"
+                         + (" (fixed)" if e.get("fixed_size") else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def parity_cell(rows: list[dict]) -> str:
+    """Worst row of one backend/variant: max abs for fp32, PSNR for the rest."""
+    if not rows:
+        return "-"
+    ok = "✓" if all(r["passed"] for r in rows) else "✗"
+    if rows[0]["variant"] in ("fp32", None):
+        return f"{ok} {max(r['max_abs'] for r in rows):.1e}"
+    return f"{ok} {min(r['psnr_db'] for r in rows):.1f} dB"
+
+
+def parity_table(out: Path) -> list[str]:
+    lines = ["| model | " + " | ".join(f"{f} {v}" for f, v in VARIANTS) + " |", "|---" * (len(VARIANTS) + 1) + "|"]
+    for name in MODELS:
+        rows = json.loads((out / f"parity.{name}.json").read_text())["rows"]
+        cells = [parity_cell([r for r in rows if (r["backend"], r["variant"]) == key]) for key in VARIANTS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def quality_table(out: Path) -> list[str]:
+    lines = ["| model | gate | measured | other figures |", "|---|---|---|---|"]
+    for name in MODELS:
+        q = json.loads((out / f"quality.{name}.json").read_text())
+        key, op, bound = QUALITY_GATE[name]
+        value = q[key]
+        met = value >= bound if op == ">=" else value <= bound
+        others = ", ".join(f"{k} {v}" for k, v in q.items() if k != key and not isinstance(v, (dict, list)))
+        lines.append(f"| {name} | {key} {op} {bound} | {'✓' if met else '✗'} {value} | {others} |")
+    return lines
+
+
+def main(out: Path) -> None:
+    run(out)
+    for title, table in (("Exports (size, seconds)", export_table), ("Parity (worst row)", parity_table),
+                         ("Quality of the shipped weights", quality_table)):
+        print(f"### {title}\n")
+        print("\n".join(table(out)) + "\n")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
