@@ -24,13 +24,13 @@ MIN_SAMPLES = 8
 BASE_SIDE = 16  # smallest side of the checked sizes: tiny, so parity stays fast
 
 
-def spatial_sizes(multiple: int) -> list[tuple[int, int]]:
-    """Two (H, W) sizes, square and non-square, multiples of ``multiple``.
+def spatial_sizes(multiple: int, base: int = BASE_SIDE) -> list[tuple[int, int]]:
+    """Two (H, W) sizes, square and non-square, multiples of ``multiple``, the smaller side ``base`` or more.
 
-    >>> spatial_sizes(1), spatial_sizes(32)
-    ([(16, 16), (16, 24)], [(32, 32), (32, 64)])
+    >>> spatial_sizes(1), spatial_sizes(32), spatial_sizes(4, 48)
+    ([(16, 16), (16, 24)], [(32, 32), (32, 64)], [(48, 48), (48, 56)])
     """
-    side = math.ceil(BASE_SIDE / multiple) * multiple
+    side = math.ceil(base / multiple) * multiple
     return [(side, side), (side, side + math.ceil(8 / multiple) * multiple)]
 
 
@@ -68,7 +68,7 @@ class InputPlan:
         sig = self.spec.signature(signature)
         if self.npz is not None or not any(t.dynamic_spatial for t in sig.inputs):
             return [None]
-        return spatial_sizes(self.spec.spatial_multiple)
+        return spatial_sizes(self.spec.spatial_multiple, self.spec.parity_side or BASE_SIDE)
 
     def sizes_for(self, target) -> list:
         if target.fixed_size and self.npz is None and self.sizes(target.signature) != [None]:

@@ -132,6 +132,9 @@ class ModelSpec:
         canonical_size: (H, W) used where a backend needs a fixed size.
         spatial_multiple: H and W must be multiples of this (down/up sampling).
         scale: output H/W over input H/W (4 for srgan).
+        parity_side: smallest side of the sizes parity checks (None: 16 px); a
+            model whose layers need context to behave as in use (instance norm
+            statistics) asks for more.
         make_trainer / evaluate: training and held-out quality (zoo only).
     """
 
@@ -146,6 +149,7 @@ class ModelSpec:
     canonical_size: tuple[int, int] | None = None
     spatial_multiple: int = 1
     scale: int = 1
+    parity_side: int | None = None
     make_trainer: Callable[..., Any] | None = None
     evaluate: Callable[..., dict[str, float]] | None = None
     default_steps: int = 1000

@@ -188,6 +188,13 @@ def evaluate(model, style: str = DEFAULT_STYLE) -> dict[str, float]:
     }
 
 
+# Instance norm re-normalises after every conv (11 times), from statistics of the
+# whole feature map, so int8 rounding compounds; measured on the shipped weights,
+# full int8 gives 30.2-33 dB at 48x48 to 256x256 (28-29 dB at 32x32, 24-26 dB at
+# 16x16, where the statistics come from 4x4 maps), hence parity at 48 px and up
+# and a 28 dB floor that leaves room for the sampled inputs.
+INT8_TOLERANCE = Tolerance(min_psnr_db=28.0, reason="int8 error compounds through 11 instance norms (30-33 dB measured at 48-256 px)")
+
 SPEC = register(
     ModelSpec(
         name="style",
@@ -197,12 +204,10 @@ SPEC = register(
         build=build,
         sample_inputs=sample_inputs,
         calibration_inputs=calibration_inputs,
-        tolerances=tolerances(
-            tflite_int8=Tolerance(min_psnr_db=25.0, reason="instance norm re-normalises every layer; int8 error compounds through 10 norms"),
-            onnx_int8=Tolerance(min_psnr_db=25.0, reason="instance norm re-normalises every layer; int8 error compounds through 10 norms"),
-        ),
+        tolerances=tolerances(tflite_int8=INT8_TOLERANCE, onnx_int8=INT8_TOLERANCE),
         canonical_size=(64, 64),
         spatial_multiple=4,
+        parity_side=48,
         make_trainer=Trainer,
         evaluate=evaluate,
         default_steps=1500,
