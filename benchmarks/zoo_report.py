@@ -3,6 +3,8 @@ README's tables (export sizes and times, parity, quality).
 
     python benchmarks/zoo_report.py OUT_DIR > benchmarks/zoo_report.md
 
+Also draws OUT_DIR/zoo.png: what each shipped model does, on held-out data.
+
 Runs the same CLI a user runs (`genimg-export all`, `parity --json`,
 `evaluate --json`) and keeps the JSON next to the exports.
 """
@@ -13,6 +15,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 MODELS = ("dcgan", "vae", "cgan", "srgan", "style", "pix2pix")
 VARIANTS = [("saved_model", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "dynamic"),
@@ -81,8 +85,52 @@ def quality_table(out: Path) -> list[str]:
     return lines
 
 
+def zoo_sheet(path: Path) -> None:
+    """One row per model, 128 px tall: generator grids, and input -> output for
+    the image models (held-out astronaut; srgan from a x4-downscaled crop)."""
+    from genimg_edge.images import grid
+
+    from genimg_export import data
+    from genimg_export.zoo import loading, registry
+
+    face = data.photos("held_out")[0][24:280, 120:376]  # 256x256 around the astronaut's face
+    small = data.resize(face[None], 128, 128)
+    inputs = {"srgan": data.resize(face[None], 32, 32), "style": small,
+              "pix2pix": data.degrade(small.copy(), np.random.default_rng(0))}
+    rows = []
+    for name in MODELS:
+        spec = registry.get(name)
+        sig, model = spec.default_signature, loading.load_model(spec)
+        if name in inputs:  # input (srgan's: bicubic x4, for comparison) beside output
+            x = inputs[name]
+            y = np.asarray(sig.call(model, {sig.inputs[0].name: x})[sig.outputs[0].name])
+            rows.append(grid(np.concatenate([data.resize(x, 128, 128), y]), cols=2))
+        else:  # 8 samples from seeded latents (cgan: labels 0-7)
+            y = np.asarray(sig.call(model, spec.sample_inputs(8, 0))[sig.outputs[0].name])
+            rows.append(np.repeat(grid(data.resize(y, 64, 64), cols=4), 3, axis=-1))
+    save_labelled(path, rows)
+
+
+def save_labelled(path: Path, rows: list[np.ndarray], label_width: int = 70) -> None:
+    """Stack image rows (in [-1, 1]) under one another with the model's name on the left."""
+    from PIL import Image, ImageDraw
+
+    from genimg_edge.images import to_uint8
+
+    width = max(r.shape[1] for r in rows) + label_width
+    padded = [np.pad(r, ((0, 0), (label_width, width - label_width - r.shape[1]), (0, 0)), constant_values=1.0)
+              for r in rows]
+    sheet = Image.fromarray(to_uint8(np.concatenate(padded)))
+    draw, y = ImageDraw.Draw(sheet), 0
+    for name, row in zip(MODELS, rows):
+        draw.text((6, y + row.shape[0] // 2 - 6), name, fill=(0, 0, 0))
+        y += row.shape[0]
+    sheet.save(path)
+
+
 def main(out: Path) -> None:
     run(out)
+    zoo_sheet(out / "zoo.png")
     for title, table in (("Exports (size, seconds)", export_table), ("Parity (worst row)", parity_table),
                          ("Quality of the shipped weights", quality_table)):
         print(f"### {title}\n")
