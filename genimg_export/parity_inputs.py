@@ -121,6 +121,11 @@ def _check_npz(spec, npz: dict) -> int:
     missing = [n for n in names if n not in npz]
     if missing:
         raise InvalidInputError(f"--samples-npz has keys {sorted(npz)}; it needs the inputs {names} (missing {missing})")
+    for t in spec.default_signature.inputs:
+        got = np.shape(npz[t.name])
+        if len(got) != len(t.shape) + 1 or any(d is not None and d != g for d, g in zip(t.shape, got[1:])):
+            want = ", ".join("any" if d is None else str(d) for d in t.shape)
+            raise InvalidInputError(f"--samples-npz: '{t.name}' has shape {list(got)}; expected [N, {want}]")
     counts = {len(np.asarray(npz[n])) for n in names}
     if len(counts) != 1:
         raise InvalidInputError(f"--samples-npz arrays must all have the same number of samples, got {sorted(counts)}")

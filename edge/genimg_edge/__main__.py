@@ -206,8 +206,14 @@ def _bench_inputs(model: EdgeModel, args) -> tuple[dict[str, np.ndarray], str]:
         return model.generator_inputs(args.seed, args.count, args.label, args.signature), "generate"
     if args.input is not None:
         image = _load(args.input, port.shape[-1], args.max_pixels)
+        h, w = image.shape[:2]
     else:
         h, w = port.fixed_hw or _size(args.size or "64x64")
+    if args.count * h * w > args.max_pixels:  # checked before anything is allocated
+        raise EdgeError(
+            f"--bench batch {args.count} x {h}x{w} = {args.count * h * w:,} pixels is over the cap of"
+            f" {args.max_pixels:,}; use a smaller --size or --count (or raise --max-pixels)")
+    if args.input is None:
         image = np.random.default_rng(args.seed).uniform(-1, 1, (h, w, port.shape[-1])).astype(np.float32)
     batch = np.repeat(image[None], args.count, axis=0)
     return {port.name: batch}, f"{image.shape[0]}x{image.shape[1]}"

@@ -26,6 +26,8 @@ def load_image(path: str | Path, channels: int = 3, max_pixels: int = DEFAULT_MA
         >>> x = load_image("lr.png")          # (H, W, 3), values in [-1, 1]
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path} is a directory; expected an image file (PNG, JPEG, ...)")
     if not path.is_file():
         raise ImageError(f"no such image file: {path}")
     try:

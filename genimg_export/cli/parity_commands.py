@@ -47,6 +47,10 @@ def parity(
 
     if report is not None:
         sheet.check_path(report)
+    if threads is not None and threads < 1:
+        from genimg_export.errors import InvalidInputError
+
+        raise InvalidInputError(f"--threads must be at least 1, got {threads}")
     npz = parity_inputs.load_npz(samples_npz) if samples_npz is not None else None
     result = run_parity(
         model, artifacts, _split(backends), samples=samples, seed=seed, npz=npz,

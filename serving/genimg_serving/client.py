@@ -54,7 +54,8 @@ class Client:
         else:
             self.transport = GrpcTransport(target, tls=tls, root_certificates=root_certificates,
                                            auth_token=auth_token,
-                                           max_message_bytes=max_message_bytes)
+                                           max_message_bytes=max_message_bytes,
+                                           max_reconnect_backoff=max_backoff)
         self._signatures: dict[tuple, SignatureInfo] = {}
         self._lock = threading.Lock()
 

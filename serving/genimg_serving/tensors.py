@@ -131,7 +131,9 @@ def _typed_values(proto, dtype: np.dtype) -> np.ndarray:
         return np.asarray(values, dtype=np.uint16).view(np.float16)
     if field in ("scomplex_val", "dcomplex_val"):  # (real, imag) pairs
         pairs = np.asarray(values, dtype=np.float64).reshape(-1, 2)
-        return (pairs[:, 0] + 1j * pairs[:, 1]).astype(dtype)
+        out = np.empty(len(pairs), dtype)
+        out.real, out.imag = pairs[:, 0], pairs[:, 1]  # not re + 1j*im: 1j*inf has a NaN real part
+        return out
     return np.asarray(values, dtype=dtype)
 
 

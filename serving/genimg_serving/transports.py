@@ -54,9 +54,14 @@ class GrpcTransport:
     """One reused channel with raised message limits and an optional bearer token."""
 
     def __init__(self, target: str, *, tls: bool, root_certificates: bytes | None,
-                 auth_token: str | None, max_message_bytes: int):
+                 auth_token: str | None, max_message_bytes: int, max_reconnect_backoff: float = 2.0):
+        # grpc's own reconnect backoff grows to 120 s and, while it waits, every call fails at
+        # once: a restarted server would stay hidden from the client's retries. Cap it likewise.
+        cap_ms = max(100, int(max_reconnect_backoff * 1000))
         options = [("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes)]
+                   ("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.initial_reconnect_backoff_ms", min(1000, cap_ms)),
+                   ("grpc.max_reconnect_backoff_ms", cap_ms)]
         if tls:
             creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
             self.channel = grpc.secure_channel(target, creds, options=options)
