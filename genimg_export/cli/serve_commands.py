@@ -71,6 +71,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
     poll_seconds: Annotated[float, typer.Option(help="Look for new versions this often (0: never).")] = 1.0,
     max_in_flight: Annotated[int, typer.Option(help="Concurrent requests before RESOURCE_EXHAUSTED.")] = 32,
+    max_pixels: Annotated[int, typer.Option(
+        help="Most pixels (batch x H x W) of an image input per request, beyond which Predict answers"
+             " RESOURCE_EXHAUSTED (0: no cap).")] = 1024 * 1024,
     warmup: Annotated[bool, typer.Option("--enable-model-warmup/--no-model-warmup",
                                          help="Replay assets.extra/tf_serving_warmup_requests on load.")] = True,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: TLS on both ports (with --tls-key).")] = None,
@@ -93,8 +96,8 @@ def serve(
     if not model_config_file and not (model_name and model_base_path):
         raise InvalidInputError("--model-name and --model-base-path go together"
                                 " (e.g. --model-name srgan --model-base-path out/serving/srgan)")
-    if port < 0 or rest_port < 0 or max_in_flight < 1 or poll_seconds < 0:
-        raise InvalidInputError("ports and --poll-seconds must be >= 0 and --max-in-flight >= 1")
+    if port < 0 or rest_port < 0 or max_in_flight < 1 or poll_seconds < 0 or max_pixels < 0:
+        raise InvalidInputError("ports, --poll-seconds and --max-pixels must be >= 0 and --max-in-flight >= 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("genimg_serving").setLevel(logging.INFO)
     from genimg_serving.server import ModelServer
@@ -103,7 +106,8 @@ def serve(
         server = ModelServer.from_flags(
             model_name, model_base_path, model_config_file, host=host, grpc_port=port,
             rest_port=rest_port or None, poll_seconds=poll_seconds, max_in_flight=max_in_flight,
-            warmup=warmup, tls_cert=tls_cert, tls_key=tls_key, auth_token=auth_token)
+            warmup=warmup, tls_cert=tls_cert, tls_key=tls_key, auth_token=auth_token,
+            max_pixels=max_pixels or None)
         server.start()
     except (ConfigError, ValueError) as e:
         raise InvalidInputError(str(e)) from e

@@ -279,3 +279,24 @@ def test_prometheus_metrics_on_the_rest_port(affine_server):
         text = r.read().decode()
     assert ':tensorflow:serving:request_count{model_name="affine",api="Predict",status="OK"}' in text
     assert ':tensorflow:serving:request_latency_count{model_name="affine",API="Predict"}' in text
+
+
+def test_pixel_cap_on_both_ports(affine_base):
+    """A batch over --max-pixels is refused before it runs; the server keeps serving."""
+    import http.client
+    import json
+
+    server = start_server(single_model("affine", affine_base), max_pixels=32 * 32)
+    too_many = np.zeros((2, 32, 24, 3), np.float32)  # 1536 pixels
+    try:
+        with Client(server.target, retries=0) as client:
+            with pytest.raises(ResourceExhaustedError, match=r"1536 pixels .*at most 1024"):
+                client.predict("affine", {"x": too_many})
+            assert client.predict("affine", {"x": too_many[:1]})["y"].shape == (1, 32, 24, 3)
+        conn = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=30)
+        conn.request("POST", "/v1/models/affine:predict", body=json.dumps({"inputs": {"x": too_many.tolist()}}))
+        response = conn.getresponse()
+        assert response.status == 429 and b"at most 1024" in response.read()
+        conn.close()
+    finally:
+        server.stop()

@@ -18,6 +18,7 @@ log = logging.getLogger("genimg_serving")
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a batch of 1024x1024 SR outputs fits easily
 MAX_IN_FLIGHT = 32
+MAX_PIXELS = 1024 * 1024  # per request, batch x H x W of an image input (srgan: a 4096x4096 output)
 LOOPBACK = "127.0.0.1"
 
 
@@ -32,6 +33,8 @@ class ModelServer:
         config_file: models.config to re-read when it changes (while polling).
         tls_cert / tls_key: PEM files; both given turns TLS on for both ports.
         auth_token: require ``authorization: Bearer <token>`` on every call.
+        max_pixels: most pixels (batch x H x W) of an image input per request,
+            beyond which Predict answers RESOURCE_EXHAUSTED; None: no cap.
 
     Example:
         >>> with ModelServer(single_model("srgan", "out/serving/srgan"), grpc_port=0) as s:
@@ -42,7 +45,7 @@ class ModelServer:
                  rest_port: int | None = 8501, poll_seconds: float = 1.0,
                  config_file: Path | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
                  max_in_flight: int = MAX_IN_FLIGHT, tls_cert=None, tls_key=None,
-                 auth_token: str | None = None, warmup: bool = True):
+                 auth_token: str | None = None, warmup: bool = True, max_pixels: int | None = MAX_PIXELS):
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
         self.host, self.poll_seconds, self.config_file = host, poll_seconds, config_file
@@ -50,7 +53,7 @@ class ModelServer:
                             auth_token=auth_token)
         self.tls = (Path(tls_cert), Path(tls_key)) if tls_cert else None
         self._ports = (grpc_port, rest_port)
-        self.manager = ModelManager(configs, warmup=warmup)
+        self.manager = ModelManager(configs, warmup=warmup, max_pixels=max_pixels)
         self.metrics = Metrics()
         self.grpc_port = self.rest_port = None
         self._grpc = self._rest = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genimg_serving.errors import InvalidArgumentError, NotFoundError
+from genimg_serving.errors import InvalidArgumentError, NotFoundError, ResourceExhaustedError
 from genimg_serving.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -43,10 +43,10 @@ def signature_name(model_spec) -> str:
 
 
 def predict(manager, request) -> predict_pb2.PredictResponse:
-    return predict_on(resolve(manager, request.model_spec), request)
+    return predict_on(resolve(manager, request.model_spec), request, manager.max_pixels)
 
 
-def predict_on(servable, request) -> predict_pb2.PredictResponse:
+def predict_on(servable, request, max_pixels: int | None = None) -> predict_pb2.PredictResponse:
     """Predict on a given Servable (also used to replay warmup requests)."""
     name = signature_name(request.model_spec)
     sig = servable.signature_def(name)
@@ -57,7 +57,7 @@ def predict_on(servable, request) -> predict_pb2.PredictResponse:
             arrays[alias] = to_ndarray(proto)
         except TensorConversionError as e:
             raise InvalidArgumentError(f"tensor parsing error: {alias} ({e})") from e
-    outputs = run_checked(servable, name, sig, arrays, list(request.output_filter))
+    outputs = run_checked(servable, name, sig, arrays, list(request.output_filter), max_pixels)
     response = predict_pb2.PredictResponse()
     response.model_spec.name = servable.name
     response.model_spec.version.value = servable.version
@@ -85,10 +85,12 @@ def check_input_names(sig, names: list[str]) -> None:
         )
 
 
-def run_checked(servable, name: str, sig, arrays: dict, output_filter: list[str]) -> dict:
-    """Check dtypes, shapes and the output filter, then run the signature."""
+def run_checked(servable, name: str, sig, arrays: dict, output_filter: list[str],
+                max_pixels: int | None = None) -> dict:
+    """Check dtypes, shapes, the pixel cap and the output filter, then run the signature."""
     for alias, array in arrays.items():
         check_tensor(alias, array, sig.inputs[alias])
+        check_pixels(alias, array, max_pixels)
     seen = set()
     for alias in output_filter:
         if alias not in sig.outputs:
@@ -122,6 +124,21 @@ def check_tensor(alias: str, array: np.ndarray, info) -> None:
         raise InvalidArgumentError(
             f"input {alias} has shape [{','.join(map(str, array.shape))}] but the signature"
             f" expects [{shown}] (? is any size)"
+        )
+
+
+def check_pixels(alias: str, array: np.ndarray, max_pixels: int | None) -> None:
+    """RESOURCE_EXHAUSTED when an image batch (N, H, W, C) holds more than
+    ``max_pixels`` pixels: a x4 upscaler's activations grow with the output,
+    so a request well under the message-size cap could still exhaust memory.
+    (The local server's own guard; TF Serving has no such check.)"""
+    if max_pixels is None or array.ndim != 4:
+        return
+    pixels = int(array.shape[0]) * int(array.shape[1]) * int(array.shape[2])
+    if pixels > max_pixels:
+        raise ResourceExhaustedError(
+            f"input {alias} holds {pixels} pixels (batch x H x W = {' x '.join(map(str, array.shape[:3]))});"
+            f" this server accepts at most {max_pixels} per request (serve --max-pixels)"
         )
 
 

@@ -57,8 +57,8 @@ def aspired(config: ModelConfig, on_disk: dict[int, Path]) -> dict[int, Path]:
 class ModelManager:
     """Loads, serves and unloads versions; resolves requests to a Servable."""
 
-    def __init__(self, configs: list[ModelConfig], warmup: bool = True):
-        self.warmup = warmup
+    def __init__(self, configs: list[ModelConfig], warmup: bool = True, max_pixels: int | None = None):
+        self.warmup, self.max_pixels = warmup, max_pixels
         self._configs = {c.name: c for c in configs}
         self._served: dict[str, dict[int, Servable]] = {}  # replaced, never mutated
         self._states: dict[str, dict[int, VersionState]] = {}

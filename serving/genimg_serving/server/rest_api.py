@@ -86,7 +86,7 @@ def predict(manager, spec, body: bytes):
     sig = servable.signature_defs[name]
     arrays, row_format = _request_tensors(doc, sig.inputs)
     handlers.check_input_names(sig, list(arrays))
-    outputs = handlers.run_checked(servable, name, sig, arrays, [])
+    outputs = handlers.run_checked(servable, name, sig, arrays, [], manager.max_pixels)
     try:
         return _row_json(outputs) if row_format else _columnar_json(outputs)
     except rest_json.JsonTensorError as e:
