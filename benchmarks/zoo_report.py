@@ -21,9 +21,6 @@ import numpy as np
 MODELS = ("dcgan", "vae", "cgan", "srgan", "style", "pix2pix")
 VARIANTS = [("saved_model", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "dynamic"),
             ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "int8")]
-QUALITY_GATE = {"srgan": ("psnr_gain_db", ">=", 1.0), "pix2pix": ("psnr_gain_db", ">=", 4.0),
-                "cgan": ("class_accuracy", ">=", 0.85), "dcgan": ("mean_confidence", ">=", 0.85),
-                "vae": ("mean_confidence", ">=", 0.8), "style": ("style_ratio", "<=", 0.5)}
 
 
 def cli(*args: str) -> None:
@@ -74,12 +71,13 @@ def parity_table(out: Path) -> list[str]:
 
 
 def quality_table(out: Path) -> list[str]:
-    lines = ["| model | gate | measured | other figures |", "|---|---|---|---|"]
+    from genimg_export.zoo import registry
+
+    lines = ["| model | target | measured | other figures |", "|---|---|---|---|"]
     for name in MODELS:
-        q = json.loads((out / f"quality.{name}.json").read_text())
-        key, op, bound = QUALITY_GATE[name]
-        value = q[key]
-        met = value >= bound if op == ">=" else value <= bound
+        q, spec = json.loads((out / f"quality.{name}.json").read_text()), registry.get(name)
+        key, op, bound = spec.quality_target
+        value, met = q[key], spec.meets_quality_target(q)
         others = ", ".join(f"{k} {v}" for k, v in q.items() if k != key and not isinstance(v, (dict, list)))
         lines.append(f"| {name} | {key} {op} {bound} | {'✓' if met else '✗'} {value} | {others} |")
     return lines

@@ -103,3 +103,18 @@ def test_shipped_weights_and_card(name):
     assert card["model"] == name
     assert card["command"].startswith(f"genimg-export train --model {name} ")
     assert card["train_seconds"] < 30 * 60
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_shipped_weights_meet_quality_target(name):
+    """Re-evaluate the shipped weights here: the card's figures are reproduced and meet the target."""
+    import json
+
+    from genimg_export.zoo import loading
+
+    spec = registry.get(name)
+    card = json.loads(spec.card_path.read_text())
+    metrics = spec.evaluate(loading.load_model(spec))
+    key = spec.quality_target[0]
+    assert spec.meets_quality_target(metrics), (spec.quality_target, metrics)
+    assert metrics[key] == pytest.approx(card["evaluation"][key], abs=0.02)

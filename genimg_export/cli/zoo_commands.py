@@ -102,6 +102,9 @@ def evaluate(
     metrics = spec.evaluate(keras_model)
     for k, v in metrics.items():
         typer.echo(f"{k:<24} {v}")
+    if spec.quality_target is not None:
+        key, op, bound = spec.quality_target
+        typer.echo(f"target: {key} {op} {bound} {'met' if spec.meets_quality_target(metrics) else 'NOT met'}")
     if json_out is not None:
         _write_json(json_out, {"model": spec.name, **metrics})
 

@@ -79,5 +79,6 @@ SPEC = register(
         make_trainer=Trainer,
         evaluate=evaluate,
         default_steps=2500,
+        quality_target=("class_accuracy", ">=", 0.85),
     )
 )

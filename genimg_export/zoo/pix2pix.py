@@ -138,6 +138,7 @@ SPEC = register(
         spatial_multiple=16,
         make_trainer=Trainer,
         evaluate=evaluate,
-        default_steps=3000,
+        default_steps=6000,
+        quality_target=("psnr_gain_db", ">=", 4.0),
     )
 )

@@ -136,6 +136,8 @@ class ModelSpec:
             model whose layers need context to behave as in use (instance norm
             statistics) asks for more.
         make_trainer / evaluate: training and held-out quality (zoo only).
+        quality_target: (metric, ">=" or "<=", bound) that ``evaluate`` of the
+            shipped weights must meet (the foundation issue's targets).
     """
 
     name: str
@@ -153,8 +155,13 @@ class ModelSpec:
     make_trainer: Callable[..., Any] | None = None
     evaluate: Callable[..., dict[str, float]] | None = None
     default_steps: int = 1000
+    quality_target: tuple[str, str, float] | None = None
     source: Path | None = None  # a user's model file; None for the zoo
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def meets_quality_target(self, metrics: dict[str, float]) -> bool:
+        key, op, bound = self.quality_target
+        return metrics[key] >= bound if op == ">=" else metrics[key] <= bound
 
     @property
     def default_signature(self) -> Signature:

@@ -157,5 +157,6 @@ SPEC = register(
         make_trainer=Trainer,
         evaluate=evaluate,
         default_steps=2500,
+        quality_target=("psnr_gain_db", ">=", 1.0),
     )
 )

@@ -211,5 +211,6 @@ SPEC = register(
         make_trainer=Trainer,
         evaluate=evaluate,
         default_steps=1500,
+        quality_target=("style_ratio", "<=", 0.5),
     )
 )

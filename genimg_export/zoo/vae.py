@@ -127,5 +127,6 @@ SPEC = register(
         make_trainer=Trainer,
         evaluate=evaluate,
         default_steps=2500,
+        quality_target=("mean_confidence", ">=", 0.8),
     )
 )
