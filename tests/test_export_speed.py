@@ -2,8 +2,8 @@
 
 - TFLite int8 with float I/O keeps PRELU in float (LiteRT's int8 PRELU is its slow
   reference kernel); ``int8_io`` files stay integer-only.
-- ONNX int8 quantizes DepthToSpace, so onnxruntime moves 8-bit values instead of
-  dequantizing to float and back.
+- ONNX files do the pixel shuffle in NHWC (onnxruntime's NCHW DepthToSpace is slow),
+  and int8 files run it on 8-bit values instead of dequantizing to float and back.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_tflite_int8_keeps_prelu_float_only_with_float_io(exports):
     assert _psnr_vs_keras(model, "tflite", float_io) >= 30.0
 
 
-def test_onnx_int8_runs_depth_to_space_on_8_bit_values(exports, tmp_path):
+def test_onnx_int8_runs_the_pixel_shuffle_on_8_bit_values(exports, tmp_path):
     import onnx
     import onnxruntime as ort
 
@@ -104,6 +104,31 @@ def test_onnx_int8_runs_depth_to_space_on_8_bit_values(exports, tmp_path):
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     graph = onnx.load(str(tmp_path / "optimized.onnx")).graph
     producer = {out: node.op_type for node in graph.node for out in node.output}
-    d2s = [n for n in graph.node if n.op_type == "DepthToSpace"]
-    assert d2s and all(producer.get(n.input[0]) != "DequantizeLinear" for n in d2s)
+    assert not [n for n in graph.node if n.op_type == "DepthToSpace"]
+    shuffles = [n for n in graph.node if n.op_type == "Transpose" and len(n.attribute[0].ints) == 6]
+    assert shuffles and all(producer.get(n.input[0]) != "DequantizeLinear" for n in shuffles)
     assert _psnr_vs_keras(model, "onnx", path) >= 30.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+@pytest.mark.parametrize("blocksize", [2, 4])
+def test_nhwc_pixel_shuffle_equals_depth_to_space_bit_for_bit(dtype, blocksize):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from genimg_export.exporters.onnx import shuffle_in_nhwc
+
+    elem = {np.float32: TensorProto.FLOAT, np.uint8: TensorProto.UINT8}[dtype]
+    graph = helper.make_graph(
+        [helper.make_node("DepthToSpace", ["x"], ["y"], "d2s", blocksize=blocksize)], "g",
+        [helper.make_tensor_value_info("x", elem, ["n", 3 * blocksize**2, "h", "w"])],
+        [helper.make_tensor_value_info("y", elem, None)])
+    reference = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rewritten = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    shuffle_in_nhwc(rewritten.graph)
+    assert [n.op_type for n in rewritten.graph.node].count("DepthToSpace") == 0
+    x = (np.random.default_rng(0).uniform(0, 200, (2, 3 * blocksize**2, 5, 7))).astype(dtype)
+    want, got = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+                 for m in (reference, rewritten))
+    assert got.shape == (2, 3, 5 * blocksize, 7 * blocksize)
+    np.testing.assert_array_equal(got, want)
