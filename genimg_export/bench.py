@@ -107,6 +107,7 @@ def run_bench(
     model: str, artifacts: Path | None, backends: list[str] | None = None, *, size: tuple[int, int] | None = None,
     batch: int = 1, threads: int | None = None, runs: int = 20, signature: str | None = None, weights=None,
     allow_unsafe: bool = False, seed: int = 0, concurrency: int | None = None, grpc_target: str | None = None,
+    batching_parameters: Path | None = None,
 ) -> Result:
     """Everything ``genimg-export bench`` does before printing.
 
@@ -118,6 +119,8 @@ def run_bench(
         weights: the .keras weights the artifacts were exported from (the reference).
         concurrency: also measure the local server (or ``grpc_target``) under this
             many concurrent gRPC clients (the serving mode).
+        batching_parameters: BatchingParameters for the serving mode's batched
+            server (default: the export's serving/batching_parameters.txt).
     """
     from genimg_export.runners.discover import discover, local_backends
     from genimg_export.zoo import loading
@@ -148,11 +151,12 @@ def run_bench(
         _set_fraction(row, peak)
     result = Result(spec.name, size, batch, threads, runs, peak, flops, rows, notes)
     if concurrency:
-        _bench_serving(result, spec, sig, artifacts, inputs, concurrency, grpc_target, reference)
+        _bench_serving(result, spec, sig, artifacts, inputs, concurrency, grpc_target, reference, batching_parameters)
     return result
 
 
-def _bench_serving(result: Result, spec, sig, artifacts, inputs, concurrency: int, target, reference) -> None:
+def _bench_serving(result: Result, spec, sig, artifacts, inputs, concurrency: int, target, reference,
+                   batching_parameters: Path | None = None) -> None:
     """Add the serving section and a grpc row (at concurrency C) to ``result``."""
     from genimg_export.bench_serving import serving_bench
 
@@ -160,7 +164,7 @@ def _bench_serving(result: Result, spec, sig, artifacts, inputs, concurrency: in
     try:  # the in-process calls the overhead is measured against, alternated with the requests
         in_process = (lambda: local.run(inputs)) if local is not None else None
         section, outputs = serving_bench(spec, sig.name, inputs, result.runs, concurrency, result.threads,
-                                         artifacts, target, in_process)
+                                         artifacts, target, in_process, batching_parameters)
     finally:
         if local is not None:
             local.close()

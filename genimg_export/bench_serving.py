@@ -7,15 +7,16 @@ Each of C client threads has its own channel; all send the same request
 ``runs`` times after a warm-up. Measured at concurrency 1 and at C (p50/p99
 latency, requests/s). At concurrency 1 each request alternates with an
 in-process call of the same SavedModel on the same batch, so the overhead
-figure compares calls made under the same machine load.
+figure compares calls made under the same machine load. A second local server
+with server-side batching (the export's ``batching_parameters.txt``) is then
+measured at C, alternating with the first, for the batching speedup.
 
-Run as ``python -m genimg_export.bench_serving BASE_PATH NAME THREADS`` it is
+Run as ``python -m genimg_export.bench_serving BASE_PATH NAME THREADS BATCHING_FILE|""`` it is
 that child: it prints ``port N`` once serving and stops when stdin closes.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import statistics
 import subprocess
@@ -30,20 +31,26 @@ from genimg_export.errors import GenimgError, NotFoundError
 
 START_TIMEOUT_S = 180.0
 CLIENT_WARMUP = 2
+BATCHING_ROUNDS = 3
+BATCHING_FILE = "batching_parameters.txt"
 
 
 def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: int, threads: int | None,
-                  artifacts: Path | None, target: str | None, in_process=None) -> tuple[dict, dict]:
-    """The ``serving`` section of the bench result (latencies at concurrency 1 and C),
-    and the server's outputs for ``inputs`` (for the parity figure).
+                  artifacts: Path | None, target: str | None, in_process=None,
+                  batching_parameters: Path | None = None) -> tuple[dict, dict]:
+    """The ``serving`` section of the bench result: latencies at concurrency 1 and C and,
+    for the local server, requests/s at C without and with server-side batching; and the
+    server's outputs for ``inputs`` (for the parity figure).
 
     Args:
         in_process: a call of the same model in this process (``() -> outputs``),
             alternated with the requests at concurrency 1; None: no overhead figure.
+        batching_parameters: BatchingParameters text for the batched server
+            (default: the export's serving/batching_parameters.txt).
     """
     from genimg_export.runners import open_runner
 
-    server = None
+    server = batched = None
     if target is None:
         server = LocalServer(_base_path(spec, artifacts), spec.name, threads)
         target = server.start()
@@ -52,9 +59,18 @@ def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: in
             outputs = runner.run(inputs)
         levels = [measure_level(spec, signature, target, inputs, runs, c, in_process if c == 1 else None)
                   for c in sorted({1, concurrency})]
+        batching = {"compared": False, "note": "compared only on the local server (not with --grpc-target)"}
+        parameters = Path(batching_parameters or server.base_path.parent / BATCHING_FILE) if server else None
+        if parameters is not None and not parameters.is_file():
+            batching["note"] = f"no {parameters} to batch with (pass --batching-parameters-file FILE)"
+        elif parameters is not None:
+            batched = LocalServer(server.base_path, spec.name, threads, batching=parameters)
+            batching = compare_batching(spec, signature, (target, batched.start()), inputs, runs, concurrency)
+            batching["parameters_file"] = str(parameters)
     finally:
-        if server is not None:
-            server.stop()
+        for s in (server, batched):
+            if s is not None:
+                s.stop()
     section = {
         "target": target,
         "server": "local genimg_serving in a child process" if server else "given --grpc-target",
@@ -62,23 +78,32 @@ def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: in
         "levels": levels,
         "in_process_p50_ms": levels[0].pop("in_process_p50_ms", None),
         "overhead_p50": None,
-        "batching": batching_support(),
+        "batching": batching,
     }
     if section["in_process_p50_ms"]:
         section["overhead_p50"] = round(levels[0]["p50_ms"] / section["in_process_p50_ms"] - 1.0, 4)
     return section, outputs
 
 
-def batching_support() -> dict:
-    """Whether the local server can batch requests server-side (TF Serving's --enable_batching)."""
-    from genimg_serving.server import ModelServer
-
-    if "enable_batching" in inspect.signature(ModelServer).parameters:
-        return {"supported": True}
+def compare_batching(spec, signature: str, targets: tuple[str, str], inputs: dict, runs: int,
+                     concurrency: int) -> dict:
+    """Requests/s at ``concurrency`` without and with server-side batching (``targets``:
+    the two servers), alternated ``BATCHING_ROUNDS`` times so both see the same machine
+    load; the speedup is the ratio of the medians."""
+    off, on = [], []
+    for _ in range(BATCHING_ROUNDS):
+        for target, into in zip(targets, (off, on)):
+            into.append(measure_level(spec, signature, target, inputs, runs, concurrency))
+    rates = {name: [lv["requests_per_s"] for lv in levels] for name, levels in (("off", off), ("on", on))}
     return {
-        "supported": False,
-        "note": "the local server runs each request on its own (no server-side batching); TF Serving"
-                " batches with --enable_batching and the export's batching_parameters.txt",
+        "compared": True,
+        "concurrency": concurrency,
+        "rounds": BATCHING_ROUNDS,
+        "requests_per_s_off": rates["off"],
+        "requests_per_s_on": rates["on"],
+        "p50_ms_off": statistics.median(lv["p50_ms"] for lv in off),
+        "p50_ms_on": statistics.median(lv["p50_ms"] for lv in on),
+        "speedup": round(statistics.median(rates["on"]) / statistics.median(rates["off"]), 3),
     }
 
 
@@ -161,8 +186,10 @@ def _base_path(spec, artifacts: Path | None) -> Path:
 class LocalServer:
     """The local server in a child process, on a free loopback port."""
 
-    def __init__(self, base_path: Path, name: str, threads: int | None):
-        self.args = [sys.executable, "-m", "genimg_export.bench_serving", str(base_path), name, str(threads or 0)]
+    def __init__(self, base_path: Path, name: str, threads: int | None, batching: Path | None = None):
+        self.base_path = Path(base_path)
+        self.args = [sys.executable, "-m", "genimg_export.bench_serving", str(base_path), name, str(threads or 0),
+                     str(batching or "")]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> str:
@@ -197,20 +224,21 @@ def _read_line(stream, timeout: float) -> str:
     return box[0] if box else ""
 
 
-def _child(base_path: str, name: str, threads: int) -> None:
+def _child(base_path: str, name: str, threads: int, batching: str) -> None:
     import tensorflow as tf
 
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     from genimg_serving.configs import single_model
-    from genimg_serving.server import ModelServer
+    from genimg_serving.server import ModelServer, read_batching_parameters
 
-    server = ModelServer(single_model(name, Path(base_path)), grpc_port=0, rest_port=None, poll_seconds=0).start()
+    server = ModelServer(single_model(name, Path(base_path)), grpc_port=0, rest_port=None, poll_seconds=0,
+                         batching=read_batching_parameters(Path(batching)) if batching else None).start()
     print(f"port {server.grpc_port}", flush=True)
     sys.stdin.read()  # serve until the parent closes stdin
     server.stop(grace=1.0)
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    _child(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])

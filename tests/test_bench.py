@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -84,7 +85,12 @@ def test_serving_mode_measures_the_local_server(user_export, cli, tmp_path):
     grpc = doc["rows"][-1]
     assert grpc["backend"] == "grpc" and grpc["p50_ms"] == serving["levels"][-1]["p50_ms"]
     assert grpc["psnr_db"] is None or grpc["psnr_db"] > 80  # the served SavedModel computes the same image
-    assert serving["batching"]["supported"] in (True, False)
+    batching = serving["batching"]  # the export's batching_parameters.txt, alternated with the unbatched server
+    assert batching["compared"] and batching["parameters_file"].endswith("batching_parameters.txt")
+    assert len(batching["requests_per_s_off"]) == len(batching["requests_per_s_on"]) == batching["rounds"]
+    assert batching["speedup"] == pytest.approx(
+        statistics.median(batching["requests_per_s_on"]) / statistics.median(batching["requests_per_s_off"]), abs=1e-3)
+    assert "server-side batching" in result.output
     assert "concurrency 2" in result.output
 
 

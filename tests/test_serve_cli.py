@@ -132,6 +132,10 @@ def test_serve_refuses_bad_flags_in_one_line(cli, tmp_path):
     one_line_error(cli("serve", "--model-config-file", tmp_path / "none.config"), 2, "cannot read model config file")
     one_line_error(cli("serve", "--model-name", "m", "--model-base-path", tmp_path, "--tls-cert", bad), 2,
                    "TLS needs both a certificate and a key")
+    one_line_error(cli("serve", "--model-name", "m", "--model-base-path", tmp_path, "--batching-parameters-file", bad),
+                   2, "is not TF Serving's BatchingParameters")
+    one_line_error(cli("serve", "--model-name", "m", "--model-base-path", tmp_path, "--batching-parameters-file",
+                       tmp_path / "none.txt"), 2, "cannot read batching parameters")
 
 
 @pytest.mark.slow  # a fresh process imports TensorFlow: 20-40 s on a busy machine
@@ -139,7 +143,8 @@ def test_serve_command_serves_until_sigterm(export_dir):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "genimg_export", "serve", "--model-config-file",
-         str(export_dir / "serving" / "models.config"), "--port", "0", "--rest-port", "0"],
+         str(export_dir / "serving" / "models.config"), "--port", "0", "--rest-port", "0",
+         "--batching-parameters-file", str(export_dir / "serving" / "batching_parameters.txt")],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     try:
         port = None
@@ -157,7 +162,8 @@ def test_serve_command_serves_until_sigterm(export_dir):
             assert {s.state for s in client.status("tiny")} == {"AVAILABLE"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-        assert "stopped" in proc.stderr.read()
+        rest = proc.stderr.read()
+        assert "stopped" in rest and "batching: max_batch_size 8" in rest
     finally:
         if proc.poll() is None:
             proc.kill()

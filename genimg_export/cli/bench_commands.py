@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,9 @@ def bench(
         help="Serving mode: also measure the local server (started on loopback from --artifacts) under this many"
              " concurrent gRPC clients: p50/p99, requests/s, overhead against in-process.")] = None,
     grpc_target: Annotated[str | None, typer.Option(help="Serving mode against an already running server at HOST:PORT.")] = None,
+    batching_parameters_file: Annotated[Path | None, typer.Option(
+        help="Serving mode: BatchingParameters for the batched local server that is compared with the"
+             " unbatched one (default: ARTIFACTS/serving/batching_parameters.txt).")] = None,
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
 ) -> None:
@@ -52,7 +56,7 @@ def bench(
     result = run_bench(
         model, artifacts, _split(backends), size=parse_size(size), batch=batch, threads=threads, runs=runs,
         signature=signature, weights=weights, allow_unsafe=allow_unsafe, concurrency=concurrency,
-        grpc_target=grpc_target,
+        grpc_target=grpc_target, batching_parameters=batching_parameters_file,
     )
     _print(result)
     if json_out is not None:
@@ -92,8 +96,15 @@ def _print(result) -> None:
         if serving["overhead_p50"] is not None:
             console.print(f"serving overhead at p50 vs in-process SavedModel ({serving['in_process_p50_ms']:.1f} ms):"
                           f" {serving['overhead_p50']:+.0%}")
-        if not serving["batching"]["supported"]:
-            console.print(f"[yellow]note:[/] {serving['batching']['note']}")
+        batching = serving["batching"]
+        if batching["compared"]:
+            console.print(f"server-side batching ({batching['parameters_file']}), concurrency {batching['concurrency']}:"
+                          f" {statistics.median(batching['requests_per_s_on']):.1f} vs"
+                          f" {statistics.median(batching['requests_per_s_off']):.1f} requests/s unbatched,"
+                          f" x{batching['speedup']:.2f} (median of {batching['rounds']} alternated rounds);"
+                          f" p50 {batching['p50_ms_on']:.1f} vs {batching['p50_ms_off']:.1f} ms")
+        else:
+            console.print(f"[yellow]note:[/] batching not compared: {batching['note']}")
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
 

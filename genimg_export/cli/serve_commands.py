@@ -80,10 +80,18 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate: TLS on both ports (with --tls-key).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert.")] = None,
     auth_token: TokenOpt = None,
+    enable_batching: Annotated[bool, typer.Option(
+        "--enable-batching", help="Batch concurrent requests server-side, as TF Serving's --enable_batching"
+        " (TF Serving's defaults unless --batching-parameters-file).")] = False,
+    batching_parameters_file: Annotated[Path | None, typer.Option(
+        help="BatchingParameters text, e.g. out/serving/batching_parameters.txt (implies --enable-batching).")] = None,
 ) -> None:
     """Serve SavedModels with TF Serving's gRPC and REST APIs (local development and CI).
 
     Example: `genimg-export serve --model-config-file out/serving/models.config`
+
+    With --batching-parameters-file out/serving/batching_parameters.txt, concurrent requests
+    of equal shapes run as one batch (more requests/s under load, a little more latency alone).
     """
     import logging
 
@@ -106,14 +114,16 @@ def serve(
         raise InvalidInputError("ports, --poll-seconds and --max-pixels must be >= 0 and --max-in-flight >= 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("genimg_serving").setLevel(logging.INFO)
-    from genimg_serving.server import ModelServer
+    from genimg_serving.server import BatchingOptions, ModelServer, read_batching_parameters
 
     try:
+        batching = (read_batching_parameters(batching_parameters_file) if batching_parameters_file
+                    else BatchingOptions() if enable_batching else None)
         server = ModelServer.from_flags(
             model_name, model_base_path, model_config_file, host=host, grpc_port=port,
             rest_port=rest_port or None, poll_seconds=poll_seconds, max_in_flight=max_in_flight,
             warmup=warmup, tls_cert=tls_cert, tls_key=tls_key, auth_token=auth_token,
-            max_pixels=max_pixels or None)
+            max_pixels=max_pixels or None, batching=batching)
         server.start()
     except (ConfigError, ValueError) as e:
         raise InvalidInputError(str(e)) from e
@@ -128,6 +138,8 @@ def _announce(server, host: str) -> None:
     models = ", ".join(f"{n} (versions {', '.join(map(str, v)) or 'none yet'})" for n, v in served.items())
     rest = f", REST {server.rest_url}" if server.rest_port else ""
     typer.echo(f"serving {models} on gRPC {server.target}{rest}; Ctrl-C stops", err=True)
+    if server.batching is not None:
+        typer.echo(f"batching: {server.batching.describe()}", err=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(f"warning: listening on {host}: reachable from the network"
                     f"{'' if server.options['auth_token'] else ' without a token'}", err=True,

@@ -6,5 +6,6 @@ installed everywhere, and tests need a server that speaks the same API.
 """
 
 from genimg_serving.server.app import ModelServer
+from genimg_serving.server.batching import BatchingOptions, read_batching_parameters
 
-__all__ = ["ModelServer"]
+__all__ = ["BatchingOptions", "ModelServer", "read_batching_parameters"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 
 from genimg_serving.configs import ModelConfig, read_model_config, single_model
+from genimg_serving.server.batching import Batcher, BatchingOptions
 from genimg_serving.server.grpc_server import start_grpc
 from genimg_serving.server.manager import ModelManager
 from genimg_serving.server.metrics import Metrics
@@ -35,6 +36,9 @@ class ModelServer:
         auth_token: require ``authorization: Bearer <token>`` on every call.
         max_pixels: most pixels (batch x H x W) of an image input per request,
             beyond which Predict answers RESOURCE_EXHAUSTED; None: no cap.
+        batching: server-side batching (TF Serving's --enable_batching), e.g.
+            ``read_batching_parameters("out/serving/batching_parameters.txt")``
+            or ``BatchingOptions()`` for TF Serving's defaults; None: off.
 
     Example:
         >>> with ModelServer(single_model("srgan", "out/serving/srgan"), grpc_port=0) as s:
@@ -45,7 +49,8 @@ class ModelServer:
                  rest_port: int | None = 8501, poll_seconds: float = 1.0,
                  config_file: Path | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
                  max_in_flight: int = MAX_IN_FLIGHT, tls_cert=None, tls_key=None,
-                 auth_token: str | None = None, warmup: bool = True, max_pixels: int | None = MAX_PIXELS):
+                 auth_token: str | None = None, warmup: bool = True, max_pixels: int | None = MAX_PIXELS,
+                 batching: BatchingOptions | None = None):
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
         self.host, self.poll_seconds, self.config_file = host, poll_seconds, config_file
@@ -53,7 +58,9 @@ class ModelServer:
                             auth_token=auth_token)
         self.tls = (Path(tls_cert), Path(tls_key)) if tls_cert else None
         self._ports = (grpc_port, rest_port)
-        self.manager = ModelManager(configs, warmup=warmup, max_pixels=max_pixels)
+        self.batching = batching
+        self.manager = ModelManager(configs, warmup=warmup, max_pixels=max_pixels,
+                                    batcher=Batcher(batching) if batching else None)
         self.metrics = Metrics()
         self.grpc_port = self.rest_port = None
         self._grpc = self._rest = None
@@ -70,6 +77,8 @@ class ModelServer:
         import tensorflow as tf
 
         tf.get_logger().setLevel("ERROR")  # TF1 SavedModels warn about ref variables
+        if self.manager.batcher is not None:
+            self.manager.batcher.start()
         self.manager.poll()
         grpc_port, rest_port = self._ports
         opts = self.options
@@ -108,6 +117,8 @@ class ModelServer:
         if self._grpc is not None:
             self._grpc.stop(grace).wait()
             self._grpc = None
+        if self.manager.batcher is not None:
+            self.manager.batcher.stop()
 
     def wait(self) -> None:
         """Block until the gRPC server stops (Ctrl-C in the CLI)."""

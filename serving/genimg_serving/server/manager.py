@@ -57,8 +57,9 @@ def aspired(config: ModelConfig, on_disk: dict[int, Path]) -> dict[int, Path]:
 class ModelManager:
     """Loads, serves and unloads versions; resolves requests to a Servable."""
 
-    def __init__(self, configs: list[ModelConfig], warmup: bool = True, max_pixels: int | None = None):
-        self.warmup, self.max_pixels = warmup, max_pixels
+    def __init__(self, configs: list[ModelConfig], warmup: bool = True, max_pixels: int | None = None,
+                 batcher=None):
+        self.warmup, self.max_pixels, self.batcher = warmup, max_pixels, batcher
         self._configs = {c.name: c for c in configs}
         self._served: dict[str, dict[int, Servable]] = {}  # replaced, never mutated
         self._states: dict[str, dict[int, VersionState]] = {}
@@ -147,7 +148,7 @@ class ModelManager:
         self._set_state(name, version, VersionState("LOADING"))
         started = time.perf_counter()
         try:
-            servable = Servable.load(name, version, path, warmup=self.warmup)
+            servable = Servable.load(name, version, path, warmup=self.warmup, batcher=self.batcher)
         except LoadError as e:
             log.error("loading %s version %d failed: %s", name, version, e)
             self._failed[path] = (mtime, time.monotonic())

@@ -52,15 +52,16 @@ def read_meta_graph(path: Path):
 class Servable:
     """A loaded model version. Thread-safe: requests call ``run`` concurrently."""
 
-    def __init__(self, name: str, version: int, path: Path, meta_graph, loaded):
+    def __init__(self, name: str, version: int, path: Path, meta_graph, loaded, batcher=None):
         self.name, self.version, self.path = name, version, path
+        self.batcher = batcher  # a batching.Batcher, or None: each request runs on its own
         # A plain dict: indexing a protobuf map inserts missing keys.
         self.signature_defs = dict(meta_graph.signature_def)
         self._loaded = loaded  # keeps the functions' variables alive
         self._functions = dict(loaded.signatures)
 
     @classmethod
-    def load(cls, name: str, version: int, path: Path, warmup: bool = True) -> Servable:
+    def load(cls, name: str, version: int, path: Path, warmup: bool = True, batcher=None) -> Servable:
         import tensorflow as tf
 
         meta = read_meta_graph(path)
@@ -68,7 +69,7 @@ class Servable:
             loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
         except Exception as e:
             raise LoadError(f"cannot load SavedModel {path}: {_first_line(e)}") from e
-        servable = cls(name, version, path, meta, loaded)
+        servable = cls(name, version, path, meta, loaded, batcher)
         if warmup:
             servable.warmup()
         return servable
@@ -84,7 +85,14 @@ class Servable:
             ) from None
 
     def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Call a signature on already validated inputs; outputs by alias."""
+        """Call a signature on already validated inputs (batched with others when
+        batching is on); outputs by alias."""
+        if self.batcher is None:
+            return self.run_now(signature, inputs)
+        return self.batcher.run((self, signature), inputs, lambda merged: self.run_now(signature, merged))
+
+    def run_now(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Call a signature on these inputs in this thread."""
         import tensorflow as tf
 
         fn = self._functions.get(signature)
