@@ -19,10 +19,6 @@ from genimg_serving.server.batching import Batcher
 def test_concurrent_requests_share_batches_and_each_gets_its_own_rows(affine_base):
     options = BatchingOptions(max_batch_size=8, batch_timeout_micros=20_000, num_batch_threads=1)
     server = start_server(single_model("affine", affine_base), batching=options)
-    sizes = []
-    batcher = server.manager.batcher
-    process = batcher._process
-    batcher._process = lambda batch: (sizes.append(batch.size), process(batch))  # observe, then run as usual
     inputs = [np.full((1 + i % 2, 4, 4, 3), float(i), np.float32) for i in range(8)]
     results: dict[int, np.ndarray] = {}
     barrier = threading.Barrier(len(inputs))
@@ -39,12 +35,15 @@ def test_concurrent_requests_share_batches_and_each_gets_its_own_rows(affine_bas
             t.start()
         for t in threads:
             t.join(30)
+        metrics = server.metrics.prometheus_text()
     finally:
         server.stop()
     for i, x in enumerate(inputs):  # a mix-up of rows between requests would show here
         np.testing.assert_array_equal(results[i], 2 * x + 1)
-    assert sum(sizes) == sum(len(x) for x in inputs)
-    assert max(sizes) > 2, f"no request shared a batch: {sizes}"
+    batches, rows, padding = server.manager.batcher.processed()["affine"]
+    assert rows == sum(len(x) for x in inputs) and padding == 0
+    assert batches < len(inputs), f"no request shared a batch: {batches} batches for {len(inputs)} requests"
+    assert f':genimg_serving:batching:rows{{model_name="affine"}} {rows}' in metrics
 
 
 def test_request_larger_than_max_batch_size_is_tf_servings_invalid_argument(affine_base):
@@ -79,11 +78,12 @@ def test_padding_to_allowed_batch_sizes_is_dropped_from_the_outputs():
         return {"y": inputs["x"] + 1}
 
     try:
-        out = batcher.run("k", {"x": np.array([[5.0], [6.0], [7.0]])}, run)
+        out = batcher.run("k", {"x": np.array([[5.0], [6.0], [7.0]])}, run, model="m")
     finally:
         batcher.stop()
     np.testing.assert_array_equal(seen[0], [[5.0], [6.0], [7.0], [5.0]])  # padded with the first row
     np.testing.assert_array_equal(out["y"], [[6.0], [7.0], [8.0]])
+    assert batcher.processed() == {"m": (1, 3, 1)}  # one batch, three rows, one padding row
 
 
 def test_full_queue_is_unavailable_and_a_failed_batch_fails_only_its_requests():

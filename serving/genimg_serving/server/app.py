@@ -61,7 +61,7 @@ class ModelServer:
         self.batching = batching
         self.manager = ModelManager(configs, warmup=warmup, max_pixels=max_pixels,
                                     batcher=Batcher(batching) if batching else None)
-        self.metrics = Metrics()
+        self.metrics = Metrics(self.manager.batcher)
         self.grpc_port = self.rest_port = None
         self._grpc = self._rest = None
 

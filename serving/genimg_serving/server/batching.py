@@ -102,8 +102,8 @@ class _Task:
 
 
 class _Batch:
-    def __init__(self, key, run, deadline: float):
-        self.key, self.run, self.deadline = key, run, deadline
+    def __init__(self, key, run, deadline: float, model: str):
+        self.key, self.run, self.deadline, self.model = key, run, deadline, model
         self.tasks: list[_Task] = []
         self.size = 0
 
@@ -118,6 +118,7 @@ class Batcher:
         self._full: deque[_Batch] = deque()  # closed, waiting for a thread
         self._stopping = True  # until start()
         self._threads: list[threading.Thread] = []
+        self._processed: dict[str, list[int]] = {}  # model -> [batches, rows, padding rows]
 
     def start(self) -> None:
         """Start the batch threads (again, after ``stop``)."""
@@ -128,8 +129,9 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def run(self, key, inputs: dict[str, np.ndarray], run) -> dict[str, np.ndarray]:
-        """``run(inputs)``, batched with other requests of the same ``key`` where possible."""
+    def run(self, key, inputs: dict[str, np.ndarray], run, model: str = "") -> dict[str, np.ndarray]:
+        """``run(inputs)``, batched with other requests of the same ``key`` where possible
+        (``model`` names the batches in ``processed()``)."""
         size = rows(inputs)
         if size is None:
             return run(inputs)
@@ -138,13 +140,13 @@ class Batcher:
                 f"Task size {size} is larger than maximum batch size {self.options.max_batch_size}")
         task = _Task(inputs, size)
         with self._cond:
-            self._add((key, _layout(inputs)), task, run)
+            self._add((key, _layout(inputs)), task, run, model)
         task.done.wait()
         if task.error is not None:
             raise task.error
         return task.outputs
 
-    def _add(self, key, task: _Task, run) -> None:
+    def _add(self, key, task: _Task, run, model: str) -> None:
         if self._stopping:
             raise UnavailableError("batching is stopped (the server is not running)")
         batch = self._open.get(key)
@@ -156,7 +158,7 @@ class Batcher:
             if sum(b.key == key for b in self._full) + 1 > self.options.max_enqueued_batches:
                 raise UnavailableError("The batch scheduling queue to which this task was submitted is full")
             deadline = time.monotonic() + self.options.batch_timeout_micros / 1e6
-            batch = self._open[key] = _Batch(key, run, deadline)
+            batch = self._open[key] = _Batch(key, run, deadline, model)
         batch.tasks.append(task)
         batch.size += task.size
         if batch.size == self.options.max_batch_size:
@@ -198,6 +200,11 @@ class Batcher:
             outputs = batch.run(merge([t.inputs for t in batch.tasks], padded))
             for task, part in zip(batch.tasks, split(outputs, [t.size for t in batch.tasks], padded)):
                 task.outputs = part
+            with self._cond:
+                counts = self._processed.setdefault(batch.model, [0, 0, 0])
+                counts[0] += 1
+                counts[1] += batch.size
+                counts[2] += padded - batch.size
         except ServingError as e:
             for task in batch.tasks:
                 task.error = e
@@ -207,6 +214,11 @@ class Batcher:
         finally:
             for task in batch.tasks:
                 task.done.set()
+
+    def processed(self) -> dict[str, tuple[int, int, int]]:
+        """Per model: batches run, rows in them, padding rows added."""
+        with self._cond:
+            return {model: tuple(counts) for model, counts in self._processed.items()}
 
     def _padded_size(self, size: int) -> int:
         return next((s for s in self.options.allowed_batch_sizes if s >= size), size)

@@ -2,7 +2,9 @@
 
 Metric names follow TF Serving's (``:tensorflow:serving:request_count``,
 ``:tensorflow:serving:request_latency``) so dashboards built for the real
-server read the local one too.
+server read the local one too. With batching on, the local server adds its own
+``:genimg_serving:batching:batches`` / ``rows`` / ``padding_rows`` counters
+(rows / batches is the mean batch size, the figure to watch while tuning).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from genimg_serving.errors import ServingError
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self, batcher=None):
+        self.batcher = batcher  # a batching.Batcher whose counts are exported, or None
         self._lock = threading.Lock()
         self._count: dict[tuple[str, str, str], int] = defaultdict(int)
         self._latency_us: dict[tuple[str, str], float] = defaultdict(float)
@@ -58,7 +61,18 @@ class Metrics:
                     f":tensorflow:serving:request_latency_count{{{labels}}}"
                     f" {self._latency_n[(model, api)]}"
                 )
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + self._batching_lines()) + "\n"
+
+    def _batching_lines(self) -> list[str]:
+        if self.batcher is None:
+            return []
+        counts = self.batcher.processed()
+        lines = []
+        for i, name in enumerate(("batches", "rows", "padding_rows")):
+            lines.append(f"# TYPE :genimg_serving:batching:{name} counter")
+            lines += [f':genimg_serving:batching:{name}{{model_name="{_esc(model)}"}} {c[i]}'
+                      for model, c in sorted(counts.items())]
+        return lines
 
 
 def _esc(text: str) -> str:

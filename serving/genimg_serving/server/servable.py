@@ -89,7 +89,7 @@ class Servable:
         batching is on); outputs by alias."""
         if self.batcher is None:
             return self.run_now(signature, inputs)
-        return self.batcher.run((self, signature), inputs, lambda merged: self.run_now(signature, merged))
+        return self.batcher.run((self, signature), inputs, lambda merged: self.run_now(signature, merged), self.name)
 
     def run_now(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Call a signature on these inputs in this thread."""
