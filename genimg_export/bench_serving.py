@@ -59,7 +59,7 @@ def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: in
             outputs = runner.run(inputs)
         levels = [measure_level(spec, signature, target, inputs, runs, c, in_process if c == 1 else None)
                   for c in sorted({1, concurrency})]
-        batching = {"compared": False, "note": "compared only on the local server (not with --grpc-target)"}
+        batching = {"compared": False, "note": "measured only on the local server, not with --grpc-target"}
         parameters = Path(batching_parameters or server.base_path.parent / BATCHING_FILE) if server else None
         if parameters is not None and not parameters.is_file():
             batching["note"] = f"no {parameters} to batch with (pass --batching-parameters-file FILE)"

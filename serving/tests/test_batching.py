@@ -180,3 +180,23 @@ def test_grpc_status_of_a_batched_error_is_kept(affine_base):
     finally:
         server.stop()
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_request_that_does_not_fit_the_open_batch_starts_the_next_one():
+    batcher = Batcher(BatchingOptions(max_batch_size=3, batch_timeout_micros=50_000, num_batch_threads=2))
+    batcher.start()
+    results = {}
+
+    def call(i):
+        results[i] = batcher.run("k", {"x": np.full((2, 1), float(i))}, lambda inputs: {"y": inputs["x"] * 2}, "m")
+
+    calls = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    try:
+        for t in calls:
+            t.start()
+        for t in calls:
+            t.join(10)
+    finally:
+        batcher.stop()
+    assert {i: r["y"].ravel().tolist() for i, r in results.items()} == {0: [0.0, 0.0], 1: [2.0, 2.0]}
+    assert batcher.processed() == {"m": (2, 4, 0)}  # 2 + 2 rows > 3: two batches

@@ -149,23 +149,26 @@ class Batcher:
     def _add(self, key, task: _Task, run, model: str) -> None:
         if self._stopping:
             raise UnavailableError("batching is stopped (the server is not running)")
-        batch = self._open.get(key)
-        if batch is not None and batch.size + task.size > self.options.max_batch_size:
-            self._full.append(self._open.pop(key))
-            batch = None
-        opened = batch is None
-        if opened:
-            if sum(b.key == key for b in self._full) + 1 > self.options.max_enqueued_batches:
-                raise UnavailableError("The batch scheduling queue to which this task was submitted is full")
-            deadline = time.monotonic() + self.options.batch_timeout_micros / 1e6
-            batch = self._open[key] = _Batch(key, run, deadline, model)
-        batch.tasks.append(task)
-        batch.size += task.size
-        if batch.size == self.options.max_batch_size:
-            self._full.append(self._open.pop(key))
-        elif not opened:
-            return  # nothing a batch thread could act on yet: no wake-up
-        self._cond.notify()
+        wake = 0  # batch threads to wake: one per batch closed or opened (a new deadline)
+        try:
+            batch = self._open.get(key)
+            if batch is not None and batch.size + task.size > self.options.max_batch_size:
+                self._full.append(self._open.pop(key))
+                batch, wake = None, wake + 1
+            if batch is None:
+                if sum(b.key == key for b in self._full) + 1 > self.options.max_enqueued_batches:
+                    raise UnavailableError("The batch scheduling queue to which this task was submitted is full")
+                deadline = time.monotonic() + self.options.batch_timeout_micros / 1e6
+                batch = self._open[key] = _Batch(key, run, deadline, model)
+                wake += 1
+            batch.tasks.append(task)
+            batch.size += task.size
+            if batch.size == self.options.max_batch_size:
+                self._full.append(self._open.pop(key))
+                wake += 1
+        finally:
+            if wake:
+                self._cond.notify(wake)
 
     def _work(self) -> None:
         while True:
