@@ -46,10 +46,11 @@ def test_concurrent_requests_share_batches_and_each_gets_its_own_rows(affine_bas
     assert f':genimg_serving:batching:rows{{model_name="affine"}} {rows}' in metrics
 
 
-def test_request_larger_than_max_batch_size_is_tf_servings_invalid_argument(affine_base):
+@pytest.mark.parametrize("transport", ["grpc", "rest"])
+def test_request_larger_than_max_batch_size_is_tf_servings_invalid_argument(affine_base, transport):
     server = start_server(single_model("affine", affine_base), batching=BatchingOptions(max_batch_size=2))
     try:
-        with Client(server.target) as client:
+        with Client(server.target if transport == "grpc" else server.rest_url) as client:
             with pytest.raises(InvalidArgumentError, match="Task size 3 is larger than maximum batch size 2"):
                 client.predict("affine", {"x": np.zeros((3, 2, 2, 3), np.float32)})
             y = client.predict("affine", {"x": np.ones((2, 2, 2, 3), np.float32)})["y"]
