@@ -58,7 +58,6 @@ class ModelServer:
                             auth_token=auth_token)
         self.tls = (Path(tls_cert), Path(tls_key)) if tls_cert else None
         self._ports = (grpc_port, rest_port)
-        self.batching = batching
         self.manager = ModelManager(configs, warmup=warmup, max_pixels=max_pixels,
                                     batcher=Batcher(batching) if batching else None)
         self.metrics = Metrics(self.manager.batcher)
@@ -130,6 +129,11 @@ class ModelServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    @property
+    def batching(self) -> BatchingOptions | None:
+        """The batching options in force, or None when batching is off."""
+        return self.manager.batcher.options if self.manager.batcher is not None else None
 
     @property
     def target(self) -> str:
