@@ -40,3 +40,10 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean 'x'?)' for the closest choice, or ''."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-empty line of an exception's message (or its type's name): what a
+    one-line error shows of a third-party failure."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__

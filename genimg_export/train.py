@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from genimg_export.artifacts.manifest import tool_versions
 from genimg_export.errors import InvalidInputError
+from genimg_export.fs import check_out_dir
 from genimg_export.zoo.spec import ModelSpec
 
 
@@ -28,33 +30,6 @@ def seed_everything(seed: int) -> None:
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def tool_versions() -> dict[str, str]:
-    import keras
-    import tensorflow as tf
-
-    from genimg_export import __version__
-
-    return {
-        "genimg_export": __version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def check_out_dir(out: Path) -> Path:
-    """Create ``out`` or say clearly why it cannot be written."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InvalidInputError(f"cannot create output directory {out}: {e.strerror}") from e
-    if not os.access(out, os.W_OK):
-        raise InvalidInputError(f"output directory {out} is not writable")
-    return out
 
 
 def train(spec: ModelSpec, steps: int, out: Path, seed: int = 0, progress=None, **options) -> dict:

@@ -25,7 +25,7 @@ def check_artifact(spec, artifact, out: Path) -> None:
 
 
 def sha256(path: Path) -> str:
-    """Independent of exporters.files: a file's hash, or a directory's over sorted (path, hash)."""
+    """Independent of genimg_export.fs: a file's hash, or a directory's over sorted (path, hash)."""
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
     lines = "".join(

@@ -98,7 +98,7 @@ def test_count_flops_of_a_dense_layer():
     import keras
     import tensorflow as tf
 
-    from genimg_export.peak import count_flops
+    from genimg_export.bench.peak import count_flops
 
     x = keras.Input((100,))
     model = keras.Model(x, keras.layers.Dense(64)(x))
@@ -107,7 +107,7 @@ def test_count_flops_of_a_dense_layer():
 
 
 def test_measure_peak_gives_both_figures():
-    from genimg_export.peak import measure_peak
+    from genimg_export.bench.peak import measure_peak
 
     peak = measure_peak(threads=1, n=256, calls=2)
     assert peak.fp32_gflops > 0 and peak.int8_gops > 0 and "MatMulInteger" in peak.method
@@ -116,8 +116,8 @@ def test_measure_peak_gives_both_figures():
 
 
 def test_fraction_of_peak_uses_the_int8_peak_for_integer_variants():
-    from genimg_export.bench import Row, fill_timings
-    from genimg_export.peak import Peak
+    from genimg_export.bench.run import Row, fill_timings
+    from genimg_export.bench.peak import Peak
 
     peak = Peak(fp32_gflops=100.0, int8_gops=400.0, threads=1, method="test")
     times = [0.010, 0.020, 0.030]  # p50 20 ms

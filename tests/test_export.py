@@ -13,8 +13,8 @@ import pytest
 from _artifact_checks import CHECKS, check_artifact, sha256
 from _zoo_exports import exported
 
-from genimg_export.exporters import manifest
-from genimg_export.exporters.formats import FORMATS, format_variants
+from genimg_export.artifacts import manifest
+from genimg_export.artifacts.formats import FORMATS, format_variants
 from genimg_export.runners import BACKENDS
 from genimg_export.zoo import registry
 

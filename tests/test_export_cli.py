@@ -139,7 +139,7 @@ def test_int8_io_gives_int8_tensors_and_records_the_choice(cli, tmp_path, user_k
     from _artifact_checks import check_artifact
     from ai_edge_litert.interpreter import Interpreter
 
-    from genimg_export.exporters import manifest
+    from genimg_export.artifacts import manifest
     from genimg_export.zoo import user
 
     npz = tmp_path / "calib.npz"

@@ -13,7 +13,8 @@ import pytest
 from _tiny import tiny_spec
 
 from genimg_export.errors import ExportError
-from genimg_export.exporters import export_variant, manifest, saved_model, serving_config, warmup
+from genimg_export.artifacts import manifest
+from genimg_export.exporters import export_variant, saved_model, serving_config, warmup
 from genimg_export.exporters.saved_model import SavedModelSource
 
 TESTS = Path(__file__).parent
@@ -166,7 +167,7 @@ def test_versions_ignores_hidden_and_non_numeric_entries(tmp_path):
 
 
 def test_stale_temporaries_of_dead_processes_are_swept(tmp_path):
-    from genimg_export.exporters import files
+    from genimg_export import fs as files
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -71,7 +71,7 @@ def _prelu_input_types(path) -> list[str]:
 
 
 def _psnr_vs_keras(model, backend, path) -> float:
-    from genimg_export import data
+    from genimg_export.zoo import data
     from genimg_export.runners import open_runner
 
     x = _samples(4, seed=7, size=(16, 24))

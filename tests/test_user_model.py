@@ -9,8 +9,8 @@ import pytest
 from _artifact_checks import check_artifact
 
 from genimg_export.errors import InvalidInputError
-from genimg_export.exporters import manifest
-from genimg_export.exporters.formats import format_variants
+from genimg_export.artifacts import manifest
+from genimg_export.artifacts.formats import format_variants
 from genimg_export.zoo import user
 
 

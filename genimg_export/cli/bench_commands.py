@@ -43,7 +43,7 @@ def bench(
 
     Example: `genimg-export bench --model srgan --artifacts out/ --size 64x64 --threads 2 --json bench.json`
     """
-    from genimg_export.bench import check_settings, parse_size, run_bench
+    from genimg_export.bench.run import check_settings, parse_size, run_bench
     from genimg_export.cli.parity_commands import _split
     from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.errors import InvalidInputError

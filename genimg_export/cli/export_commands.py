@@ -99,7 +99,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
 
     Example: `genimg-export all --model srgan --out out/`
     """
-    from genimg_export.exporters.formats import format_variants
+    from genimg_export.artifacts.formats import format_variants
 
     _export(model, out, format_variants(), weights, allow_unsafe, untrained,
             calibration=(calibration_npz, calibration_dir), table=True, version=version, opset=opset,
@@ -118,7 +118,7 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, untrained, cali
     from genimg_export.exporters import run_all
     from genimg_export.exporters.saved_model import check_new_version
     from genimg_export.exporters.tflite import require_calibration
-    from genimg_export.train import check_out_dir
+    from genimg_export.fs import check_out_dir
     from genimg_export.zoo import loading, user
 
     start = time.perf_counter()
@@ -178,7 +178,8 @@ def info_cmd(path: Annotated[Path, typer.Argument(help="An exported file or Save
     Example: `genimg-export info out/tflite/srgan.int8.tflite`
     """
     from genimg_export.errors import NotFoundError
-    from genimg_export.exporters import files, manifest
+    from genimg_export import fs
+    from genimg_export.artifacts import manifest
 
     if not path.exists():
         raise NotFoundError(f"no such file or directory: {path}")
@@ -196,7 +197,7 @@ def info_cmd(path: Annotated[Path, typer.Argument(help="An exported file or Save
         return
     typer.echo(f"# manifest entry in {out / manifest.MANIFEST}")
     typer.echo(json.dumps(artifact.to_json(), indent=2))
-    if files.sha256_path(path) != artifact.sha256:
+    if fs.sha256_path(path) != artifact.sha256:
         typer.secho(f"warning: {path} changed since export (sha256 differs from the manifest)", err=True,
                     fg=typer.colors.YELLOW)
 

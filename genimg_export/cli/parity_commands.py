@@ -40,7 +40,7 @@ def parity(
 
     Example: `genimg-export parity --model srgan --artifacts out/ --report parity.png`
     """
-    from genimg_export import parity_inputs, report as sheet
+    from genimg_export.parity import inputs as parity_inputs, report as sheet
     from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.errors import CheckFailed
     from genimg_export.parity import run_parity

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genimg_export.errors import ExportError, GenimgError
-from genimg_export.exporters import check, manifest
-from genimg_export.exporters.formats import FORMATS, format_variants, options_for
-from genimg_export.exporters.manifest import Artifact
+from genimg_export.artifacts import manifest
+from genimg_export.exporters import check
+from genimg_export.artifacts.formats import FORMATS, format_variants, options_for
+from genimg_export.artifacts.manifest import Artifact
 from genimg_export.zoo.spec import ModelSpec
 
 __all__ = ["Artifact", "Outcome", "export_all", "export_variant", "run_all"]
@@ -65,7 +66,7 @@ def run_all(spec: ModelSpec, model, out: Path, pairs: list[tuple[str, str]] | No
     at a failure. int8 variants are skipped, with the reason, when the spec has no calibration data.
     """
     from genimg_export.exporters import saved_model
-    from genimg_export.train import check_out_dir
+    from genimg_export.fs import check_out_dir
 
     out = check_out_dir(Path(out))
     pairs = pairs or format_variants()

@@ -28,9 +28,11 @@ from pathlib import Path
 
 
 from genimg_export.errors import ExportError, InvalidInputError
-from genimg_export.exporters import check, files, manifest
+from genimg_export import fs
+from genimg_export.artifacts import manifest
+from genimg_export.exporters import check
 from genimg_export.exporters.tflite import calibration_data, calibration_options, require_calibration
-from genimg_export.train import check_out_dir
+from genimg_export.fs import check_out_dir
 from genimg_export.zoo.spec import ModelSpec, Signature
 
 DEFAULT_OPSET = 17
@@ -56,7 +58,7 @@ def export(spec: ModelSpec, model, out: Path, variant: str, source, opset: int =
         raise InvalidInputError(f"unknown ONNX variant '{variant}'; expected fp32 or int8")
     require_calibration(spec, variant)
     check_out_dir(Path(out) / "onnx")
-    files.sweep_stale(Path(out) / "onnx")
+    fs.sweep_stale(Path(out) / "onnx")
     return [_export_signature(spec, model, out, variant, source, sig, opset, calibration_samples, log)
             for sig in spec.signatures]
 
@@ -76,7 +78,7 @@ def _export_signature(spec, model, out, variant, source, sig, opset, calibration
     meta = manifest.embedded_metadata(spec, "onnx", variant, [sig], source_hash, versions, fixed, options)
     _set_metadata(onnx_model, meta)
     target = path_for(out, spec, sig, variant)
-    with files.atomic_path(target) as tmp:
+    with fs.atomic_path(target) as tmp:
         _save(onnx_model, tmp)
         try:
             check.run_onnx(tmp, spec, sig, check.probe_size(spec, fixed))

@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 from genimg_export.errors import ExportError, InvalidInputError
-from genimg_export.exporters import check, files, manifest, serving_config, warmup
-from genimg_export.train import check_out_dir
+from genimg_export import fs
+from genimg_export.artifacts import manifest
+from genimg_export.exporters import check, serving_config, warmup
+from genimg_export.fs import check_out_dir
 from genimg_export.zoo.spec import ModelSpec, Signature
 
 
@@ -145,12 +147,12 @@ def export(spec: ModelSpec, model, out: Path, variant: str = "fp32", source=None
     """
     start = time.perf_counter()
     base = check_out_dir(out / "serving" / spec.name)
-    files.sweep_stale(base)
+    fs.sweep_stale(base)
     version = check_new_version(out, spec, version)
     target = base / str(version)
     if log:
         log(f"tracing {len(spec.signatures)} signature(s)")
-    with files.atomic_path(target, replace=False) as tmp:
+    with fs.atomic_path(target, replace=False) as tmp:
         fixed, why = _write_with_fallback(spec, model, tmp)
         warmup.write(spec, tmp / "assets.extra" / warmup.FILENAME, fixed)
     serving_config.update(out / "serving", spec.name)
@@ -172,7 +174,7 @@ def _write_with_fallback(spec: ModelSpec, model, path: Path):
     except ExportError as dynamic_error:
         if not (spec.dynamic_spatial and spec.canonical_size):
             raise
-        files.remove(path)
+        fs.remove(path)
         try:
             write(spec, model, path, spec.canonical_size)
         except ExportError:

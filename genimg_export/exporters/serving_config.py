@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genimg_export.errors import InvalidInputError
-from genimg_export.exporters import files
+from genimg_export import fs
 from genimg_serving.config_protos import batching_parameters_class, monitoring_config_class
 
 MODELS_CONFIG = "models.config"
@@ -72,7 +72,7 @@ def parse(path: Path):
 def update(serving_dir: Path, model_name: str) -> None:
     """Add ``model_name`` to models.config (keeping the others); write the other two if absent."""
     serving_dir = Path(serving_dir)
-    with files.locked(serving_dir):
+    with fs.locked(serving_dir):
         config = parse(serving_dir / MODELS_CONFIG) if (serving_dir / MODELS_CONFIG).exists() \
             else model_server_config_class()()
         entries = {c.name: c for c in config.model_config_list.config}
@@ -109,7 +109,7 @@ def _monitoring():
 def _write(path: Path, message, what: str, note: str = "") -> None:
     text = _HEADER.format(what=what, proto=message.DESCRIPTOR.name) + note
     text += _text_format().MessageToString(message)
-    with files.atomic_path(path) as tmp:
+    with fs.atomic_path(path) as tmp:
         tmp.write_text(text)
         _text_format().Parse(tmp.read_text(), type(message)())  # never install a file TF Serving rejects
 

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from genimg_export.errors import ExportError, InvalidInputError
-from genimg_export.exporters import check, files, manifest
-from genimg_export.train import check_out_dir
+from genimg_export import fs
+from genimg_export.artifacts import manifest
+from genimg_export.exporters import check
+from genimg_export.fs import check_out_dir
 from genimg_export.zoo.spec import ModelSpec
 
 MIN_CALIBRATION = 100
@@ -52,7 +54,7 @@ def export(spec: ModelSpec, model, out: Path, variant: str, source, int8_io: boo
     options = {"int8_io": int8_io, **calibration_options(spec, calibration_samples)} if variant == "int8" else {}
     target = path_for(out, spec, variant)
     check_out_dir(target.parent)
-    files.sweep_stale(target.parent)
+    fs.sweep_stale(target.parent)
     settings = {"int8_io": int8_io, "calibration_samples": calibration_samples}
     model_bytes, fixed, why = _convert_checked(spec, source, variant, settings, log)
     if why:
@@ -62,7 +64,7 @@ def export(spec: ModelSpec, model, out: Path, variant: str, source, int8_io: boo
     meta = manifest.embedded_metadata(spec, "tflite", variant, spec.signatures, source_hash, versions, fixed, options)
     from genimg_edge.metadata import embed_metadata
 
-    with files.atomic_path(target) as tmp:
+    with fs.atomic_path(target) as tmp:
         tmp.write_bytes(embed_metadata(model_bytes, meta))
     return manifest.make_artifact(
         spec, out, target, "tflite", variant, signatures=spec.signatures, source=source_hash,
@@ -164,7 +166,7 @@ def calibration_data(spec: ModelSpec, sig, n: int, fixed_size=None) -> dict[str,
     data = spec.calibration_inputs(n, signature=sig.name)
     arrays = {t.name: np.asarray(data[t.name]).astype(t.dtype) for t in sig.inputs}
     if fixed_size:
-        from genimg_export.data import resize
+        from genimg_export.zoo.data import resize
 
         for t in sig.inputs:
             if t.dynamic_spatial and tuple(arrays[t.name].shape[1:3]) != tuple(fixed_size):

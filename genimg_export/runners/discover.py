@@ -8,34 +8,13 @@ one target per signature at the address given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from genimg_export.artifacts.target import Target
 from genimg_export.errors import InvalidInputError, NotFoundError, did_you_mean
 from genimg_export.runners import BACKENDS, SERVER_BACKENDS
 
 DEFAULT_SIGNATURE = "serving_default"
-
-
-@dataclass(frozen=True)
-class Target:
-    """One runnable thing to compare with the reference.
-
-    ``artifact`` is a path, a HOST:PORT for servers, or None for keras (the
-    reference model itself); ``fixed_size`` is (H, W) for exports that only
-    take that size.
-    """
-
-    backend: str
-    variant: str | None
-    signature: str
-    artifact: Path | str | None
-    fixed_size: tuple[int, int] | None = None
-    source_sha256: str | None = None  # hash of the model it was exported from (manifest)
-
-    @property
-    def label(self) -> str:
-        return self.backend if self.variant is None else f"{self.backend}/{self.variant}"
 
 
 def discover(spec, out: Path | None, backends: list[str], servers: dict[str, str] | None = None) -> list[Target]:
@@ -93,7 +72,7 @@ def _local_targets(spec, out: Path) -> list[Target]:
 
 
 def _from_manifest(spec, out: Path) -> list[Target]:
-    from genimg_export.exporters import manifest
+    from genimg_export.artifacts import manifest
 
     entries = [e for e in manifest.load(out) if e.model == spec.name and e.format in BACKENDS]
     versions = [e for e in entries if e.format == "saved_model" and Path(e.path).name.isdigit()]
@@ -109,7 +88,7 @@ def _from_manifest(spec, out: Path) -> list[Target]:
 
 
 def _order(spec, target: Target) -> tuple:
-    from genimg_export.exporters.formats import FORMATS
+    from genimg_export.artifacts.formats import FORMATS
 
     variants = FORMATS[target.backend].variants if target.backend in FORMATS else ()
     sigs = [s.name for s in spec.signatures]
@@ -121,7 +100,7 @@ def _order(spec, target: Target) -> tuple:
 
 
 def _from_layout(spec, out: Path) -> list[Target]:
-    from genimg_export.exporters.formats import FORMATS
+    from genimg_export.artifacts.formats import FORMATS
 
     sigs = [s.name for s in spec.signatures]
     targets = []

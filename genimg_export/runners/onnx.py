@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genimg_export.errors import InvalidInputError, NotFoundError
+from genimg_export.errors import InvalidInputError, NotFoundError, first_line
 from genimg_export.runners.base import Runner
 
 _ORT_DTYPES = {
@@ -45,7 +45,7 @@ class OnnxRunner(Runner):
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
-            raise InvalidInputError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0]}") from e
+            raise InvalidInputError(f"onnxruntime cannot load {path}: {first_line(e)}") from e
         # Graph input names may carry a ':0' suffix; feed by the spec's names.
         self._inputs = {i.name.split(":")[0]: i for i in self._session.get_inputs()}
         missing = [t.name for t in self.signature.inputs if t.name not in self._inputs]

@@ -43,7 +43,7 @@ def calibration_inputs(n: int, signature: str = "serving_default"):
 
 class Trainer:
     def __init__(self, model, seed: int, batch: int = 64):
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         self.images, self.labels = data.digits("train")
         self.adv = AdversarialStep(model, digit_discriminator(conditional=True), seed, batch)
@@ -59,7 +59,7 @@ class Trainer:
 
 
 def evaluate(model, n: int = 500) -> dict[str, float]:
-    from genimg_export import digit_classifier
+    from genimg_export.zoo import digit_classifier
 
     inputs = sample_inputs(n, seed=99)
     images = model([inputs["z"], inputs["label"]], training=False).numpy()

@@ -35,7 +35,7 @@ def calibration_inputs(n: int, signature: str = "serving_default"):
 
 class Trainer:
     def __init__(self, model, seed: int, batch: int = 64):
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         self.images, _ = data.digits("train")
         self.adv = AdversarialStep(model, digit_discriminator(), seed, batch)
@@ -50,7 +50,7 @@ class Trainer:
 
 
 def evaluate(model, n: int = 500) -> dict[str, float]:
-    from genimg_export import digit_classifier
+    from genimg_export.zoo import digit_classifier
 
     images = model(sample_inputs(n, seed=99)["z"], training=False).numpy()
     return digit_classifier.sample_quality(images)

@@ -54,7 +54,7 @@ def patch_discriminator():
 
 
 def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", size=(64, 64)):
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     rng = np.random.default_rng(seed)
     h, w = size
@@ -63,7 +63,7 @@ def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", siz
 
 
 def calibration_inputs(n: int, signature: str = "serving_default"):
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     rng = np.random.default_rng(1234)
     return {"degraded": data.degrade(data.random_patches(data.photos("train"), n, CROP, rng), rng)}
@@ -74,7 +74,7 @@ class Trainer:
         import keras
         import tensorflow as tf
 
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         self.batch, self.rng = batch, np.random.default_rng(seed)
         self.images = data.photos("train")
@@ -100,7 +100,7 @@ class Trainer:
         self._step = step
 
     def step(self):
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         clean = data.random_patches(self.images, self.batch, CROP, self.rng)
         l1, d_loss = self._step(data.degrade(clean, self.rng), clean)
@@ -109,7 +109,7 @@ class Trainer:
 
 def evaluate(model) -> dict[str, float]:
     """PSNR of the restored vs the degraded held-out photos (256x256 crops, fixed seed)."""
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     rng = np.random.default_rng(2024)
     clean = np.stack([p[:256, :256] for p in data.photos("held_out")])

@@ -71,7 +71,7 @@ def bicubic_kernel(r: int, channels: int = 3) -> np.ndarray:
 
 def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", size=(16, 16)):
     """Real photo patches (held-out images), downscaled: what a user would feed."""
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     rng = np.random.default_rng(seed)
     h, w = size
@@ -80,7 +80,7 @@ def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", siz
 
 
 def calibration_inputs(n: int, signature: str = "serving_default"):
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     rng = np.random.default_rng(1234)
     hr = data.random_patches(data.photos("train"), n, PATCH * SCALE, rng)
@@ -94,7 +94,7 @@ class Trainer:
         import keras
         import tensorflow as tf
 
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         self.model, self.batch = model, batch
         self.rng = np.random.default_rng(seed)
@@ -114,7 +114,7 @@ class Trainer:
         self._step = step
 
     def step(self):
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         hr = data.random_patches(self.images, self.batch, PATCH * SCALE, self.rng)
         return {"l1": self._step(data.downscale(hr, SCALE), hr)}
@@ -123,7 +123,7 @@ class Trainer:
 def evaluate(model) -> dict[str, float]:
     """PSNR on the Y channel of the held-out photographs, x4 down then restored,
     against bicubic upscaling of the same low-resolution image."""
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     ours, bicubic = [], []
     for img in data.photos("held_out"):

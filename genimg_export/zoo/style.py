@@ -96,7 +96,7 @@ def style_loss(features, style_grams):
 
 def style_image(name_or_path: str = DEFAULT_STYLE) -> np.ndarray:
     """A bundled texture by name, or a user's image file, as (1, H, W, 3) in [-1, 1]."""
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     if name_or_path in data.TEXTURES:
         return data.texture(name_or_path)[None]
@@ -111,7 +111,7 @@ def style_image(name_or_path: str = DEFAULT_STYLE) -> np.ndarray:
 
 
 def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", size=(64, 64)):
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     rng = np.random.default_rng(seed)
     h, w = size
@@ -119,7 +119,7 @@ def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", siz
 
 
 def calibration_inputs(n: int, signature: str = "serving_default"):
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     return {"image": data.random_patches(data.photos("train"), n, 64, np.random.default_rng(1234))}
 
@@ -131,7 +131,7 @@ class Trainer:
         import keras
         import tensorflow as tf
 
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         self.model, self.batch = model, batch
         self.rng = np.random.default_rng(seed)
@@ -158,7 +158,7 @@ class Trainer:
         self._step = step
 
     def step(self):
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         s, c, loss = self._step(data.random_patches(self.images, self.batch, 96, self.rng))
         return {"loss": loss, "style": s, "content": c}
@@ -168,7 +168,7 @@ def evaluate(model, style: str = DEFAULT_STYLE) -> dict[str, float]:
     """style_ratio: style loss of the output over that of the content image itself
     (held-out photos, 256x256 crops); content_ratio: content loss of the output
     over that of the style image, both against the content image."""
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     features = feature_net()
     grams = [gram(f) for f in features(style_image(style)[:, :256, :256])]

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genimg_export.errors import InvalidInputError, NotFoundError
+from genimg_export.errors import InvalidInputError, NotFoundError, first_line
+from genimg_export.zoo.keras_file import load_keras
 from genimg_export.zoo.spec import STANDARD_TOLERANCES, ModelSpec, Signature, TensorSpec
 
 CANONICAL = (64, 64)
@@ -41,15 +42,13 @@ def spec_from_path(path: Path, allow_unsafe: bool = False) -> ModelSpec:
             )
         model, signatures = _from_saved_model(path)
     else:
-        from genimg_export.zoo.loading import load_keras
-
         model = load_keras(path, allow_unsafe)
         signatures = (_keras_signature(model),)
     return _spec(path, model, signatures)
 
 
 def _spec(path: Path, model, signatures: tuple[Signature, ...]) -> ModelSpec:
-    from genimg_export.exporters.files import sha256_path
+    from genimg_export.fs import sha256_path
 
     spec = ModelSpec(
         name=_model_name(path),
@@ -129,7 +128,7 @@ def _from_saved_model(path: Path):
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as e:
-        raise InvalidInputError(f"cannot load SavedModel {path}: {str(e).splitlines()[0]}") from e
+        raise InvalidInputError(f"cannot load SavedModel {path}: {first_line(e)}") from e
     names = sorted(loaded.signatures, key=lambda n: (n != "serving_default", n))
     if "serving_default" not in names:
         raise InvalidInputError(f"SavedModel {path} has no 'serving_default' signature; it has: {names or 'none'}")
@@ -246,7 +245,7 @@ def _read_npz(spec: ModelSpec, path: Path) -> dict[str, np.ndarray]:
 def _read_images(spec: ModelSpec, folder: Path) -> dict[str, np.ndarray]:
     from genimg_edge.images import ImageError, load_image
 
-    from genimg_export import data
+    from genimg_export.zoo import data
 
     sig = spec.default_signature
     images = [t for t in sig.inputs if t.is_image]

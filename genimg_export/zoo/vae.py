@@ -47,7 +47,7 @@ def build():
 def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", size=None):
     rng = np.random.default_rng(seed)
     if signature == "encode":
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         images, _ = data.digits("test")
         return {"image": images[rng.integers(len(images), size=n)]}
@@ -56,7 +56,7 @@ def sample_inputs(n: int, seed: int = 0, signature: str = "serving_default", siz
 
 def calibration_inputs(n: int, signature: str = "serving_default"):
     if signature == "encode":
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         images, _ = data.digits("train")
         return {"image": images[np.arange(n) % len(images)]}
@@ -70,7 +70,7 @@ class Trainer:
         import keras
         import tensorflow as tf
 
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         self.images, _ = data.digits("train")
         self.rng = np.random.default_rng(seed)
@@ -102,7 +102,7 @@ class Trainer:
 
 def evaluate(model, n: int = 500) -> dict[str, float]:
     """Reconstruction PSNR on held-out digits; classifier confidence on random-z decodes."""
-    from genimg_export import data, digit_classifier
+    from genimg_export.zoo import data, digit_classifier
 
     test, _ = data.digits("test")
     mean, _ = model.get_layer("encoder")(test, training=False)

@@ -31,7 +31,7 @@ class SuperResolution:
         return f"Y-PSNR (dB) vs ground truth: held-out astronaut + coffee, {h}x{w} -> x{self.scale}"
 
     def score(self, run, size=None) -> float:
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         h, w = size or self.lr_size
         hr = np.stack([_centre_crop(img, h * self.scale, w * self.scale) for img in data.photos("held_out")])
@@ -54,7 +54,7 @@ class Restoration:
         return f"PSNR (dB) vs clean: held-out astronaut + coffee, {self.size[0]}x{self.size[1]}, noise + holes"
 
     def score(self, run, size=None) -> float:
-        from genimg_export import data
+        from genimg_export.zoo import data
 
         h, w = size or self.size
         clean = np.stack([_centre_crop(img, h, w) for img in data.photos("held_out")])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genimg_export.data import psnr
+from genimg_export.zoo.data import psnr
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genimg_export import metrics
-from genimg_export.errors import InvalidInputError, NotFoundError
-from genimg_export.peak import FLOPS_METHOD, Peak, count_flops, machine, measure_peak, peak_rss_mb, reset_peak_rss
+from genimg_export.parity import metrics
+from genimg_export.errors import InvalidInputError, NotFoundError, first_line
+from genimg_export.bench.peak import FLOPS_METHOD, Peak, count_flops, machine, measure_peak, peak_rss_mb, reset_peak_rss
 from genimg_export.runners import open_runner
-from genimg_export.runners.discover import Target
+from genimg_export.artifacts.target import Target
 
 WARMUP = 3
 DEFAULT_SIZE = (64, 64)
@@ -158,7 +158,7 @@ def run_bench(
 def _bench_serving(result: Result, spec, sig, artifacts, inputs, concurrency: int, target, reference,
                    batching_parameters: Path | None = None) -> None:
     """Add the serving section and a grpc row (at concurrency C) to ``result``."""
-    from genimg_export.bench_serving import serving_bench
+    from genimg_export.bench.serving import serving_bench
 
     local = _in_process_runner(spec, sig, artifacts)
     try:  # the in-process calls the overhead is measured against, alternated with the requests
@@ -314,7 +314,7 @@ def bench_target(spec, target: Target, inputs, size, runs: int, threads, keras_m
         row.first_call_ms = (time.perf_counter() - start) * 1e3
         times, cpu_times = time_calls(call, runs)
     except Exception as e:  # one broken backend must not hide the others' figures
-        row.error = f"{type(e).__name__}: {_first_line(e)}"
+        row.error = f"{type(e).__name__}: {first_line(e)}"
         return row
     finally:
         if runner is not None:
@@ -392,10 +392,6 @@ def artifact_bytes(artifact) -> int | None:
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else None
 
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:300] if lines else ""
 
 
 def _rounded(v):

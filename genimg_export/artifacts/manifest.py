@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from genimg_export.errors import InvalidInputError, NotFoundError
-from genimg_export.exporters import files
-from genimg_export.zoo.spec import ModelSpec
+from genimg_export import fs
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from genimg_export.zoo.spec import ModelSpec
 
 MANIFEST = "manifest.json"
 PREPROCESSING = "float32 NHWC in [-1, 1]"
@@ -92,14 +95,26 @@ def source_sha256(spec: ModelSpec, model) -> str:
     return digest.hexdigest()
 
 
-def tool_versions(*extra_modules: str) -> dict[str, str]:
-    """train.tool_versions() plus the converters/runtimes that made this artifact."""
+def tool_versions(*extra_dists: str) -> dict[str, str]:
+    """The versions that made a model or artifact: this package, TF, Keras, numpy,
+    Python, plus the converters/runtimes named in ``extra_dists``."""
     import importlib.metadata as md
+    import platform
 
-    from genimg_export.train import tool_versions as base
+    import keras
+    import numpy as np
+    import tensorflow as tf
 
-    versions = base()
-    for dist in extra_modules:
+    from genimg_export import __version__
+
+    versions = {
+        "genimg_export": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    for dist in extra_dists:
         versions[dist] = md.version(dist)
     return versions
 
@@ -112,8 +127,8 @@ def make_artifact(spec: ModelSpec, out: Path, path: Path, fmt: str, variant: str
         format=fmt,
         variant=variant,
         path=Path(path).relative_to(out).as_posix(),
-        sha256=files.sha256_path(path),
-        bytes=files.size_of(path),
+        sha256=fs.sha256_path(path),
+        bytes=fs.size_of(path),
         signatures=signatures_json(signatures, fixed_size, spec.scale),
         value_range=value_range(spec),
         source_sha256=source,
@@ -159,11 +174,11 @@ def load(out: Path) -> list[Artifact]:
 def update(out: Path, artifacts: list[Artifact]) -> None:
     """Add or replace entries (keyed by path); drop entries whose files are gone."""
     out = Path(out)
-    with files.locked(out):
+    with fs.locked(out):
         entries = {a.path: a for a in load(out) if (out / a.path).exists()}
         entries.update({a.path: a for a in artifacts})
         doc = {"format_version": 1, "artifacts": [entries[k].to_json() for k in sorted(entries)]}
-        files.write_text_atomic(out / MANIFEST, json.dumps(doc, indent=2) + "\n")
+        fs.write_text_atomic(out / MANIFEST, json.dumps(doc, indent=2) + "\n")
 
 
 def find(path: Path) -> tuple[Path, Artifact]:

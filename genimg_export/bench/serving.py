@@ -11,7 +11,7 @@ figure compares calls made under the same machine load. A second local server
 with server-side batching (the export's ``batching_parameters.txt``) is then
 measured at C, alternating with the first, for the batching speedup.
 
-Run as ``python -m genimg_export.bench_serving BASE_PATH NAME THREADS BATCHING_FILE|""`` it is
+Run as ``python -m genimg_export.bench.serving BASE_PATH NAME THREADS BATCHING_FILE|""`` it is
 that child: it prints ``port N`` once serving and stops when stdin closes.
 """
 
@@ -188,7 +188,7 @@ class LocalServer:
 
     def __init__(self, base_path: Path, name: str, threads: int | None, batching: Path | None = None):
         self.base_path = Path(base_path)
-        self.args = [sys.executable, "-m", "genimg_export.bench_serving", str(base_path), name, str(threads or 0),
+        self.args = [sys.executable, "-m", "genimg_export.bench.serving", str(base_path), name, str(threads or 0),
                      str(batching or "")]
         self.proc: subprocess.Popen | None = None
 

@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-from genimg_export import data
+from genimg_export.zoo import data
 
 
 @functools.cache

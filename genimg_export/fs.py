@@ -1,4 +1,5 @@
-"""Atomic writes, hashes and locks shared by the exporters.
+"""The filesystem, at the bottom of the package: output folders, atomic writes,
+hashes and locks.
 
 Every artifact is written under a hidden temporary name next to its final
 place (``.NAME.tmp-PID``) and renamed into place when complete, so a user or
@@ -17,7 +18,21 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from genimg_export.errors import InvalidInputError
+
 _TMP = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def check_out_dir(out: Path) -> Path:
+    """Create ``out`` or say clearly why it cannot be written."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidInputError(f"cannot create output directory {out}: {e.strerror}") from e
+    if not os.access(out, os.W_OK):
+        raise InvalidInputError(f"output directory {out} is not writable")
+    return out
 
 
 def tmp_sibling(path: Path) -> Path:

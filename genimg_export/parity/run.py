@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genimg_export import metrics, parity_task
-from genimg_export.parity_inputs import InputPlan
+from genimg_export.parity import metrics, task as parity_task
+from genimg_export.parity.inputs import InputPlan
 from genimg_export.runners import open_runner
-from genimg_export.runners.discover import Target
+from genimg_export.artifacts.target import Target
 from genimg_export.zoo.spec import FP32, Tolerance
 
 BATCH = 4  # samples per runner call: > 1, so batch handling is checked too
@@ -116,7 +116,7 @@ def run_parity(
 
 def _source_notes(spec, keras_model, targets: list[Target]) -> list[str]:
     """Say so when artifacts were exported from other weights than the reference's."""
-    from genimg_export.exporters import manifest
+    from genimg_export.artifacts import manifest
 
     recorded = {t.source_sha256 for t in targets if t.source_sha256}
     if not recorded:
@@ -135,8 +135,8 @@ def _recorded(spec, artifacts: Path | None) -> dict | None:
     ``calibration``), if it still exists; else None."""
     if spec.source is None or artifacts is None or not (Path(artifacts) / "manifest.json").is_file():
         return None
-    from genimg_export.exporters import manifest
-    from genimg_export.parity_inputs import load_npz
+    from genimg_export.artifacts import manifest
+    from genimg_export.parity.inputs import load_npz
 
     for entry in manifest.load(Path(artifacts)):
         recorded = entry.options.get("calibration") if entry.model == spec.name else None

@@ -1,0 +1,3 @@
+"""Benchmarks: latency and throughput per backend (``run``), against the
+machine's measured peak (``peak``) and through a local server (``serving``).
+"""
