@@ -88,7 +88,7 @@ def zoo_sheet(path: Path) -> None:
     the image models (held-out astronaut; srgan from a x4-downscaled crop)."""
     from genimg_edge.images import grid
 
-    from genimg_export import data
+    from genimg_export.zoo import data
     from genimg_export.zoo import loading, registry
 
     face = data.photos("held_out")[0][24:280, 120:376]  # 256x256 around the astronaut's face

@@ -21,7 +21,7 @@ from _zoo_exports import exported  # noqa: E402
 from genimg_edge import images  # noqa: E402
 from genimg_edge.__main__ import main  # noqa: E402
 from genimg_edge.model import EdgeModel  # noqa: E402
-from genimg_export.exporters.formats import FORMATS  # noqa: E402
+from genimg_export.artifacts.formats import FORMATS  # noqa: E402
 from genimg_export.runners import open_runner  # noqa: E402
 from genimg_export.zoo import registry  # noqa: E402
 

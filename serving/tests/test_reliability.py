@@ -331,7 +331,7 @@ CHILD = textwrap.dedent("""
             export_variant(spec, model, {out!r}, "saved_model", "fp32", source)
         print("DONE", flush=True)
 """)
-HIDDEN_TMP = re.compile(r"^\.\d+\.tmp-\d+$")  # exporters.files.tmp_sibling of a version
+HIDDEN_TMP = re.compile(r"^\.\d+\.tmp-\d+$")  # genimg_export.fs.tmp_sibling of a version
 
 
 def test_export_sigkilled_at_random_points_never_leaves_a_broken_version(tmp_path):
@@ -451,7 +451,8 @@ def _check_served(server, latest: int) -> None:
 
 def _check_records(out: Path, versions: list[int]) -> None:
     """models.config still parses; the manifest names no version that is not on disk."""
-    from genimg_export.exporters import manifest, serving_config
+    from genimg_export.artifacts import manifest
+    from genimg_export.exporters import serving_config
 
     serving_config.parse(out / "serving" / serving_config.MODELS_CONFIG)
     recorded = [int(Path(e.path).name) for e in manifest.load(out) if e.format == "saved_model"]
