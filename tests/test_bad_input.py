@@ -30,19 +30,17 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from harness.serving import start_server, write_affine
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving" / "tests"))
-from _serving_helpers import start_server, write_affine  # noqa: E402
-
-from genimg_serving.protos import (  # noqa: E402
+from genimg_serving.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
-from genimg_serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
+from genimg_serving.tensors import to_ndarray, to_tensor_proto
 
 CAP = "over the cap of 16,777,216"  # genimg_edge.images.DEFAULT_MAX_PIXELS
 
@@ -52,7 +50,7 @@ CAP = "over the cap of 16,777,216"  # genimg_edge.images.DEFAULT_MAX_PIXELS
 
 def _real_artifacts(d: Path) -> None:
     """tiny.keras, tiny.tflite (the project's exporter) and a SavedModel with no variables/."""
-    from _tiny import tiny_spec
+    from harness.tiny import tiny_spec
 
     from genimg_export.exporters import export_variant
     from genimg_export.exporters.saved_model import SavedModelSource

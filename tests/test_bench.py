@@ -19,7 +19,7 @@ ROW_KEYS = {"backend", "variant", "p50_ms", "p90_ms", "images_per_s", "bytes", "
 @pytest.fixture(scope="module")
 def user_export(tmp_path_factory):
     """The tiny two-conv model as a user's .keras file, exported to SavedModel, TFLite fp32 and ONNX fp32."""
-    from _tiny import build
+    from harness.tiny import build
 
     from genimg_export.exporters import run_all
     from genimg_export.zoo import user
@@ -116,8 +116,8 @@ def test_measure_peak_gives_both_figures():
 
 
 def test_fraction_of_peak_uses_the_int8_peak_for_integer_variants():
-    from genimg_export.bench.run import Row, fill_timings
     from genimg_export.bench.peak import Peak
+    from genimg_export.bench.run import Row, fill_timings
 
     peak = Peak(fp32_gflops=100.0, int8_gops=400.0, threads=1, method="test")
     times = [0.010, 0.020, 0.030]  # p50 20 ms

@@ -3,15 +3,15 @@ runtime, declares the spec's I/O names, dtypes and dynamic dims, and its manifes
 (sha256, bytes) matches the file.
 
 srgan runs in the default suite; the rest of the zoo is marked slow (each model is
-exported once per process by tests/_zoo_exports.py, shared with the parity tests).
+exported once per process by tests/harness/zoo_exports.py, shared with the parity tests).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from _artifact_checks import CHECKS, check_artifact, sha256
-from _zoo_exports import exported
+from harness.artifact_checks import CHECKS, check_artifact, sha256
+from harness.zoo_exports import exported
 
 from genimg_export.artifacts import manifest
 from genimg_export.artifacts.formats import FORMATS, format_variants
@@ -100,7 +100,7 @@ def test_a_model_that_cannot_take_dynamic_sizes_is_exported_at_the_canonical_siz
     import dataclasses
 
     import keras
-    from _tiny import tiny_spec
+    from harness.tiny import tiny_spec
 
     from genimg_export.exporters import run_all
 

@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def user_keras(tmp_path_factory):
-    from _tiny import build
+    from harness.tiny import build
 
     path = tmp_path_factory.mktemp("user") / "my_filter.keras"
     build().save(path)
@@ -136,8 +136,8 @@ def test_info_on_other_files_is_a_clear_error(cli, tmp_path):
 
 
 def test_int8_io_gives_int8_tensors_and_records_the_choice(cli, tmp_path, user_keras):
-    from _artifact_checks import check_artifact
     from ai_edge_litert.interpreter import Interpreter
+    from harness.artifact_checks import check_artifact
 
     from genimg_export.artifacts import manifest
     from genimg_export.zoo import user

@@ -10,14 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _tiny import tiny_spec
+from harness import child_env
+from harness.tiny import tiny_spec
 
-from genimg_export.errors import ExportError
 from genimg_export.artifacts import manifest
+from genimg_export.errors import ExportError
 from genimg_export.exporters import export_variant, saved_model, serving_config, warmup
 from genimg_export.exporters.saved_model import SavedModelSource
-
-TESTS = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +87,8 @@ def test_ctrl_c_mid_export_leaves_nothing(tiny, tmp_path, monkeypatch):
 
 
 CHILD = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, {tests!r})
-    from _tiny import tiny_spec
+    import time
+    from harness.tiny import tiny_spec
     from genimg_export.exporters import warmup, export_variant
     from genimg_export.exporters.saved_model import SavedModelSource
 
@@ -108,9 +106,8 @@ CHILD = textwrap.dedent("""
 def test_sigkill_mid_export_leaves_no_version_directory(tiny, tmp_path):
     """The process dies with saved_model.pb already written: TF Serving must see no version."""
     out = tmp_path / "out"
-    code = CHILD.format(tests=str(TESTS), out=str(out))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env, text=True)
+    code = CHILD.format(out=str(out))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=child_env(), text=True)
     try:
         assert child.stdout.readline().strip() == "WRITING", "child did not reach the write"
         base = out / "serving" / "tiny"

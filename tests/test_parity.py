@@ -13,11 +13,11 @@ import shutil
 
 import numpy as np
 import pytest
-from _zoo_exports import exported
+from harness.zoo_exports import exported
 from typer.testing import CliRunner
 
-from genimg_export.cli import app
 from genimg_export.artifacts.formats import format_variants
+from genimg_export.cli import app
 from genimg_export.parity import run_parity
 from genimg_export.runners import SERVER_BACKENDS
 from genimg_export.zoo import registry

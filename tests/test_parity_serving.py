@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _zoo_exports import exported
+from harness.zoo_exports import exported
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def user_export(tmp_path_factory):
-    from _tiny import build
+    from harness.tiny import build
 
     from genimg_export.exporters import run_all
     from genimg_export.zoo import user

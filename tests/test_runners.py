@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from _zoo_exports import exported
+from harness.zoo_exports import exported
 
 from genimg_export.errors import InvalidInputError, NotFoundError
 from genimg_export.runners import BACKENDS, open_runner, runner_class
@@ -70,7 +70,7 @@ def test_unknown_signature_is_not_found():
 def test_tflite_runner_quantizes_int8_io(tmp_path):
     """A tiny model exported with int8 inputs and outputs: the runner feeds floats
     through the tensor's scale and zero point and returns dequantized floats."""
-    from _tiny import tiny_spec
+    from harness.tiny import tiny_spec
 
     from genimg_export.exporters import run_all
 

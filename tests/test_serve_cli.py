@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory) -> Path:
     """tiny (image -> image) and dcgan (z -> image) exported by the real exporter."""
-    from _tiny import tiny_spec
+    from harness.tiny import tiny_spec
 
     from genimg_export.exporters import saved_model
     from genimg_export.zoo import registry

@@ -13,7 +13,7 @@ import shutil
 
 import numpy as np
 import pytest
-from _zoo_exports import exported
+from harness.zoo_exports import exported
 
 from genimg_export.parity import run_parity
 from genimg_export.zoo import registry

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _artifact_checks import check_artifact
+from harness.artifact_checks import check_artifact
 
-from genimg_export.errors import InvalidInputError
 from genimg_export.artifacts import manifest
 from genimg_export.artifacts.formats import format_variants
+from genimg_export.errors import InvalidInputError
 from genimg_export.zoo import user
 
 

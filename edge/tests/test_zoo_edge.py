@@ -1,22 +1,17 @@
 """Every zoo model x every TFLite variant through the edge CLI and API, equal bit for bit
 to the parity suite's tflite runner on the same file and inputs.
 
-Exports are shared with the parity tests (tests/_zoo_exports.py: once per process).
+Exports are shared with the parity tests (tests/harness/zoo_exports.py: once per process).
 srgan runs in the default suite; the rest of the zoo is marked slow.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("genimg_export.exporters", reason="the toolchain (genimg_export.exporters) is not installed")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the shared export cache
-
-from _zoo_exports import exported  # noqa: E402
+from harness.zoo_exports import exported  # noqa: E402
 
 from genimg_edge import images  # noqa: E402
 from genimg_edge.__main__ import main  # noqa: E402

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from _serving_helpers import HALF_PLUS_TWO, TESTDATA, start_server, write_affine  # noqa: E402
+from harness.serving import HALF_PLUS_TWO, TESTDATA, start_server, write_affine  # noqa: E402
 
 
 @pytest.fixture(scope="session")

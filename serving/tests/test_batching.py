@@ -7,7 +7,7 @@ import threading
 import grpc
 import numpy as np
 import pytest
-from _serving_helpers import start_server
+from harness.serving import start_server
 
 from genimg_serving.client import Client
 from genimg_serving.configs import ConfigError, single_model

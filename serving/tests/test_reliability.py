@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _serving_helpers import start_server, write_affine
+from harness import child_env
+from harness.serving import start_server, write_affine
 
 from genimg_serving.client import Client
 from genimg_serving.errors import DeadlineExceededError, UnavailableError
@@ -43,8 +44,7 @@ from genimg_serving.errors import DeadlineExceededError, UnavailableError
 pytestmark = pytest.mark.slow
 LOAD_SECONDS = float(os.environ.get("GENIMG_LOAD_SECONDS", "60"))
 CLIENTS = 8
-TESTS = Path(__file__).resolve().parents[2] / "tests"  # the toolchain's tiny model (_tiny.py)
-CHILD_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+CHILD_ENV = child_env()  # children import the harness too
 
 
 # ---- a server in its own process ------------------------------------------------------
@@ -318,9 +318,7 @@ def _check_outages(tmp_path, outages, patient: Clients, impatient: Clients) -> N
 TRIALS = 20
 SEED = 8
 CHILD = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, {tests!r})
-    from _tiny import tiny_spec
+    from harness.tiny import tiny_spec
     from genimg_export.exporters import export_variant
     from genimg_export.exporters.saved_model import SavedModelSource
 
@@ -386,8 +384,7 @@ def _kill_plan(rng: random.Random, base: Path, export_seconds: float, mid_write:
 
 
 def _export_in_process(out: Path) -> None:
-    sys.path.insert(0, str(TESTS))
-    from _tiny import tiny_spec
+    from harness.tiny import tiny_spec
 
     from genimg_export.exporters import export_variant
     from genimg_export.exporters.saved_model import SavedModelSource
@@ -402,7 +399,7 @@ def _child_export(out: Path, tmp_path: Path, wait) -> float:
     from the child being ready (imports done) to the kill."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env = {**CHILD_ENV, "TMPDIR": str(tmp_path / "tmp")}  # SavedModelSource's scratch stays in tmp_path
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=str(TESTS), out=str(out))],
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(out=str(out))],
                              stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert _line(child, 180) == "READY", "the exporting child did not start"

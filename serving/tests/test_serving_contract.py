@@ -12,8 +12,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-from _serving_helpers import TESTDATA, TWO_VERSIONS, needs_testdata, start_server
 from google.protobuf import json_format
+from harness.serving import TESTDATA, TWO_VERSIONS, needs_testdata, start_server
 
 from genimg_serving.client import Client
 from genimg_serving.configs import parse_model_config

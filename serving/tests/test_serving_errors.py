@@ -12,7 +12,7 @@ import json
 import grpc
 import numpy as np
 import pytest
-from _serving_helpers import needs_testdata
+from harness.serving import needs_testdata
 
 from genimg_serving.protos import (
     classification_pb2,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _serving_helpers import start_server, write_affine
+from harness.serving import start_server, write_affine
 
 from genimg_serving.client import Client
 from genimg_serving.configs import ModelConfig, read_model_config, single_model

@@ -69,6 +69,7 @@ def _check_saved_model(spec, artifact, path):
 
 def _check_tflite(spec, artifact, path):
     from ai_edge_litert.interpreter import Interpreter
+
     from genimg_edge.metadata import read_metadata
 
     interpreter = Interpreter(model_path=str(path))

@@ -1,6 +1,6 @@
 """Helpers for the serving tests: where TF Serving's test models are, tiny SavedModels, servers.
 
-(A module of its own, not conftest: ``from conftest import`` is ambiguous when
+(A harness module, not conftest: ``from conftest import`` is ambiguous when
 pytest collects tests/ and serving/tests/ in one run.)
 """
 
