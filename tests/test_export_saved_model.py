@@ -15,8 +15,10 @@ from harness.tiny import tiny_spec
 
 from genimg_export.artifacts import manifest
 from genimg_export.errors import ExportError
-from genimg_export.exporters import export_variant, saved_model, serving_config, warmup
+from genimg_export.exporters import export_variant, saved_model, warmup
 from genimg_export.exporters.saved_model import SavedModelSource
+from genimg_serving import config_files
+from genimg_serving.configs import BATCHING_FILE, MODELS_CONFIG, MONITORING_CONFIG, ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +135,7 @@ def test_configs_parse_with_tf_serving_protos_and_keep_every_model(tiny, tmp_pat
     _export(other, model, tmp_path)
     _export(spec, model, tmp_path)  # a new version of the first must not drop the second
     serving = tmp_path / "serving"
-    config = serving_config.parse(serving / serving_config.MODELS_CONFIG)
+    config = config_files.parse(serving / MODELS_CONFIG)
     from tensorflow_serving.config import model_server_config_pb2
 
     assert isinstance(config, model_server_config_pb2.ModelServerConfig)
@@ -141,20 +143,17 @@ def test_configs_parse_with_tf_serving_protos_and_keep_every_model(tiny, tmp_pat
     assert sorted(entries) == ["other", "tiny"]
     assert entries["tiny"].base_path == "/models/tiny" and entries["tiny"].model_platform == "tensorflow"
     assert entries["tiny"].model_version_policy.latest.num_versions == 1
-    assert serving_config.resolve_base_path(serving / "models.config", "/models/tiny") == serving / "tiny"
-    batching = serving_config.parse(serving / serving_config.BATCHING)
+    batching = config_files.parse(serving / BATCHING_FILE)
     assert batching.max_batch_size.value == 8 and batching.num_batch_threads.value >= 1
-    monitoring = serving_config.parse(serving / serving_config.MONITORING)
+    monitoring = config_files.parse(serving / MONITORING_CONFIG)
     assert monitoring.prometheus_config.enable and monitoring.prometheus_config.path.startswith("/")
 
 
 def test_a_config_tf_serving_would_reject_does_not_parse(tmp_path):
-    from genimg_export.errors import InvalidInputError
-
-    bad = tmp_path / serving_config.BATCHING
+    bad = tmp_path / BATCHING_FILE
     bad.write_text("max_batch_size: 8\n")  # a wrapper message, not a scalar, in TF Serving's proto
-    with pytest.raises(InvalidInputError, match="BatchingParameters"):
-        serving_config.parse(bad)
+    with pytest.raises(ConfigError, match="BatchingParameters"):
+        config_files.parse(bad)
 
 
 def test_versions_ignores_hidden_and_non_numeric_entries(tmp_path):

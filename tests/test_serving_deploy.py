@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from genimg_export.exporters import serving_config
+from genimg_serving import config_files, configs
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (in the test extras) parses the k8s manifests")
 
@@ -46,11 +46,11 @@ def test_image_is_tf_serving_pinned_to_our_tensorflow_with_a_gpu_switch():
 
 def test_flags_name_the_files_the_exporters_write():
     flags = entrypoint_flags()
-    mount = serving_config.MOUNT
+    mount = configs.MOUNT
     assert re.search(rf"^COPY \$\{{EXPORT_DIR\}}/ {mount}/$", DOCKERFILE, re.M)
-    assert flags["--model_config_file"] == f"{mount}/{serving_config.MODELS_CONFIG}"
-    assert flags["--batching_parameters_file"] == f"{mount}/{serving_config.BATCHING}"
-    assert flags["--monitoring_config_file"] == f"{mount}/{serving_config.MONITORING}"
+    assert flags["--model_config_file"] == f"{mount}/{configs.MODELS_CONFIG}"
+    assert flags["--batching_parameters_file"] == f"{mount}/{configs.BATCHING_FILE}"
+    assert flags["--monitoring_config_file"] == f"{mount}/{configs.MONITORING_CONFIG}"
     assert flags["--enable_batching"] == "true" and flags["--enable_model_warmup"] == "true"
     assert (flags["--port"], flags["--rest_api_port"]) == ("8500", "8501")
     assert re.search(r"^EXPOSE 8500 8501$", DOCKERFILE, re.M)
@@ -69,7 +69,7 @@ def test_deployment_probes_ports_and_prometheus_agree():
     assert container["readinessProbe"]["httpGet"]["path"] == f"/v1/models/{model}/metadata"
     notes = pod["metadata"]["annotations"]
     assert notes["prometheus.io/scrape"] == "true" and notes["prometheus.io/port"] == "8501"
-    assert notes["prometheus.io/path"] == serving_config.PROMETHEUS_PATH
+    assert notes["prometheus.io/path"] == configs.PROMETHEUS_PATH
     assert deployment["spec"]["selector"]["matchLabels"] == pod["metadata"]["labels"]
     tag = re.search(r"docker build -f Dockerfile.serving .* -t (\S+) \.", DOCKERFILE).group(1)
     assert container["image"] == tag
@@ -86,7 +86,7 @@ def test_service_and_autoscaler_point_at_the_deployment():
 
 
 def test_exported_monitoring_config_serves_the_scraped_path():
-    config = serving_config._monitoring()
+    config = config_files.monitoring()
     assert config.prometheus_config.enable
     assert config.prometheus_config.path == manifests()["Deployment"]["spec"]["template"][
         "metadata"]["annotations"]["prometheus.io/path"]

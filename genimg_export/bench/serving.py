@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from genimg_export.errors import GenimgError, NotFoundError
+from genimg_serving.configs import BATCHING_FILE
 
 START_TIMEOUT_S = 180.0
 CLIENT_WARMUP = 2
 BATCHING_ROUNDS = 3
-BATCHING_FILE = "batching_parameters.txt"
 
 
 def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: int, threads: int | None,

@@ -19,9 +19,10 @@ from pathlib import Path
 from genimg_export.errors import ExportError, InvalidInputError
 from genimg_export import fs
 from genimg_export.artifacts import manifest
-from genimg_export.exporters import check, serving_config, warmup
+from genimg_export.exporters import check, warmup
 from genimg_export.fs import check_out_dir
 from genimg_export.zoo.spec import ModelSpec, Signature
+from genimg_serving import config_files
 
 
 def write(spec: ModelSpec, model, path: Path, fixed_size: tuple[int, int] | None = None) -> None:
@@ -155,7 +156,7 @@ def export(spec: ModelSpec, model, out: Path, variant: str = "fp32", source=None
     with fs.atomic_path(target, replace=False) as tmp:
         fixed, why = _write_with_fallback(spec, model, tmp)
         warmup.write(spec, tmp / "assets.extra" / warmup.FILENAME, fixed)
-    serving_config.update(out / "serving", spec.name)
+    config_files.update(out / "serving", spec.name)
     artifact = manifest.make_artifact(
         spec, out, target, "saved_model", variant, signatures=spec.signatures,
         source=manifest.source_sha256(spec, model), versions=manifest.tool_versions(),

@@ -1,8 +1,9 @@
-"""Read TF Serving's models.config (a ModelServerConfig in text form).
+"""Read TF Serving's models.config (a ModelServerConfig in text form); the names and paths
+of an export's ``serving/`` folder.
 
 The exporters write an export's ``serving/models.config``,
 ``batching_parameters.txt`` and ``monitoring.config``
-(genimg_export.exporters.serving_config); the real tensorflow_model_server
+(genimg_serving.config_files); the real tensorflow_model_server
 reads all three (Dockerfile.serving), the local server reads models.config.
 """
 
@@ -15,6 +16,9 @@ from google.protobuf import text_format
 
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # as in the export's monitoring.config
 MOUNT = "/models"  # where Dockerfile.serving copies an export's serving/
+MODELS_CONFIG = "models.config"  # the three files of an export's serving/ folder
+BATCHING_FILE = "batching_parameters.txt"
+MONITORING_CONFIG = "monitoring.config"
 
 EXAMPLE = (
     'model_config_list { config { name: "srgan" base_path: "/models/srgan"'

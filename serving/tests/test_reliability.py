@@ -449,9 +449,10 @@ def _check_served(server, latest: int) -> None:
 def _check_records(out: Path, versions: list[int]) -> None:
     """models.config still parses; the manifest names no version that is not on disk."""
     from genimg_export.artifacts import manifest
-    from genimg_export.exporters import serving_config
+    from genimg_serving import config_files
+    from genimg_serving.configs import MODELS_CONFIG
 
-    serving_config.parse(out / "serving" / serving_config.MODELS_CONFIG)
+    config_files.parse(out / "serving" / MODELS_CONFIG)
     recorded = [int(Path(e.path).name) for e in manifest.load(out) if e.format == "saved_model"]
     assert set(recorded) <= set(versions), (recorded, versions)
 
