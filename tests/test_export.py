@@ -30,9 +30,9 @@ MATRIX = [
 
 def test_format_table_rows_name_an_exporter_and_a_runner():
     for fmt in FORMATS.values():
-        assert callable(fmt.export_fn()), fmt.name
+        assert callable(fmt.convert_fn()), fmt.name
         assert fmt.runner in BACKENDS, f"{fmt.name}: no runner '{fmt.runner}'"
-        assert set(fmt.options) <= set(fmt.variants) and set(fmt.calibrated) <= set(fmt.variants)
+        assert len(set(fmt.variant_names)) == len(fmt.variants) and not fmt.default.calibrated
 
 
 def _artifacts(name, fmt, variant):

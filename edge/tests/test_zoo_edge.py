@@ -25,7 +25,7 @@ THREADS = 2
 MATRIX = [
     pytest.param(name, variant, id=f"{name}-{variant}", marks=[] if name == DEFAULT_MODEL else [pytest.mark.slow])
     for name in registry.names()
-    for variant in FORMATS["tflite"].variants
+    for variant in FORMATS["tflite"].variant_names
 ]
 
 
@@ -107,7 +107,7 @@ def _assert_bitwise(got: dict, expected: dict) -> None:
 TILE_BOUND = {"dynamic": (0.05, 0.01)}  # variant -> (max abs, mean abs); others (1e-5, 1e-7)
 
 
-@pytest.mark.parametrize("variant", FORMATS["tflite"].variants)
+@pytest.mark.parametrize("variant", FORMATS["tflite"].variant_names)
 def test_srgan_tiles_match_the_untiled_upscale(variant):
     """srgan's receptive field is ~18 low-res pixels: with the default overlap (24)
     tiles equal the untiled upscale; without overlap, seams show."""

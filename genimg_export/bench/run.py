@@ -32,11 +32,11 @@ from genimg_export.parity import metrics
 from genimg_export.errors import InvalidInputError, NotFoundError, first_line
 from genimg_export.bench.peak import FLOPS_METHOD, Peak, count_flops, machine, measure_peak, peak_rss_mb, reset_peak_rss
 from genimg_export.runners import open_runner
+from genimg_export.artifacts.formats import find_variant, runner_options, served_variant
 from genimg_export.artifacts.target import Target
 
 WARMUP = 3
 DEFAULT_SIZE = (64, 64)
-INT8_VARIANTS = ("int8", "dynamic")  # integer kernels do the work: compare with the int8 peak
 
 
 @dataclass
@@ -170,13 +170,13 @@ def _bench_serving(result: Result, spec, sig, artifacts, inputs, concurrency: in
             local.close()
     result.serving = section
     level = section["levels"][-1]
-    row = Row("grpc", "fp32", signature=sig.name, p50_ms=level["p50_ms"], p90_ms=level["p90_ms"],
+    row = Row("grpc", served_variant("grpc"), signature=sig.name, p50_ms=level["p50_ms"], p90_ms=level["p90_ms"],
               images_per_s=level["images_per_s"])
     if result.flops_per_call:
         row.achieved_gops = result.flops_per_call * level["requests_per_s"] / 1e9
         row.fraction_of_peak = row.achieved_gops / result.peak.fp32_gflops
     if reference is not None:
-        _fill_parity(spec, Target("grpc", "fp32", sig.name, section["target"]), row, reference, outputs)
+        _fill_parity(spec, Target("grpc", served_variant("grpc"), sig.name, section["target"]), row, reference, outputs)
     result.rows.append(row)
 
 
@@ -305,7 +305,7 @@ def bench_target(spec, target: Target, inputs, size, runs: int, threads, keras_m
         if target.backend == "keras":
             call = keras_function(spec.signature(target.signature), keras_model, inputs)
         else:
-            options = {"num_threads": threads} if target.backend in ("tflite", "onnx") else {}
+            options = runner_options(target.backend, threads)
             runner = open_runner(target.backend, target.artifact, spec, target.signature, **options)
             call = lambda: runner.run(inputs)  # noqa: E731
         row.load_s = time.perf_counter() - start
@@ -360,7 +360,8 @@ def fill_timings(row: Row, times: list[float], batch: int, flops: int | None, pe
 def _set_fraction(row: Row, peak: Peak) -> None:
     """Achieved over peak: the int8 GEMM peak for integer variants, the fp32 one otherwise;
     per wall second, and per CPU second (the robust one on a shared machine)."""
-    integer = row.variant in INT8_VARIANTS
+    variant = find_variant(row.backend, row.variant)
+    integer = variant is not None and variant.integer_kernels  # compare with the int8 GEMM peak
     if row.achieved_gops is not None:
         limit = peak.int8_gops if integer else peak.fp32_gflops
         row.fraction_of_peak = row.achieved_gops / limit if limit else None

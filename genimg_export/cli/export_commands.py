@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from genimg_export.artifacts.formats import DEFAULT_OPSET, FORMATS, OPSETS, format_variants
 from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command  # noqa: F401
 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Export directory (created if missing).")]
@@ -22,8 +23,10 @@ VersionOpt = Annotated[
     typer.Option(min=1, help="SavedModel version number (default: the next after the highest present)."),
 ]
 Int8IoOpt = Annotated[bool, typer.Option("--int8-io", help="int8 TFLite: int8 input/output tensors instead of float.")]
-SamplesOpt = Annotated[int, typer.Option(min=1, help="int8: calibration samples (100+ advised).")]
-OpsetOpt = Annotated[int, typer.Option(min=13, max=18, help="ONNX opset.")]
+SamplesOpt = Annotated[int | None, typer.Option(min=1, help="int8: calibration samples (default 100; 100+ advised).")]
+OpsetOpt = Annotated[
+    int | None, typer.Option(min=OPSETS.start, max=OPSETS.stop - 1, help=f"ONNX opset (default {DEFAULT_OPSET}).")
+]
 NpzOpt = Annotated[
     Path | None,
     typer.Option(help="int8 calibration data: an .npz whose keys are the model's input names."),
@@ -32,104 +35,111 @@ CalDirOpt = Annotated[
     Path | None,
     typer.Option(help="int8 calibration data: a folder of images (models with one image input)."),
 ]
-UntrainedOpt = Annotated[bool, typer.Option(hidden=True, help="Export an untrained spec.build() (for tests).")]
+ALL = "all"
+DEPRECATED = {"onnx": {"none": FORMATS["onnx"].default.name}}  # old spelling -> variant
 
 
-class TFLiteQuant(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    dynamic = "dynamic"
-    int8 = "int8"
-    all = "all"
+def _choices(fmt: str, name: str) -> type[Enum]:
+    """``--quantize`` choices of a format: its variants (from the table), old spellings, "all"."""
+    names = [*FORMATS[fmt].variant_names, *DEPRECATED.get(fmt, {}), ALL]
+    return Enum(name, [(n, n) for n in names], type=str)
 
 
-class OnnxQuant(str, Enum):
-    none = "none"
-    int8 = "int8"
-    all = "all"
+TFLiteQuant = _choices("tflite", "TFLiteQuant")
+OnnxQuant = _choices("onnx", "OnnxQuant")
+TFLITE_ALL, ONNX_ALL = TFLiteQuant(ALL), OnnxQuant(ALL)
+QuantHelp = "Variant(s) to write."
+
+
+def _variants(fmt: str, quantize: Enum) -> list[tuple[str, str]]:
+    """The (format, variant) pairs a ``--quantize`` choice means; an old spelling is noted on stderr."""
+    if quantize.value == ALL:
+        return [(fmt, v) for v in FORMATS[fmt].variant_names]
+    variant = DEPRECATED.get(fmt, {}).get(quantize.value)
+    if variant:
+        typer.echo(f"warning: --quantize {quantize.value} is deprecated; use --quantize {variant}", err=True)
+        return [(fmt, variant)]
+    return [(fmt, quantize.value)]
 
 
 @command("saved-model")
 def saved_model_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, weights: WeightsOpt = None,
-                    allow_unsafe: UnsafeOpt = False, untrained: UntrainedOpt = False) -> None:
+                    allow_unsafe: UnsafeOpt = False) -> None:
     """SavedModel for TF Serving: OUT/serving/NAME/VERSION/ plus models.config etc.
 
     Example: `genimg-export saved-model --model srgan --out out/ --version 2`
     """
-    _export(model, out, [("saved_model", "fp32")], weights, allow_unsafe, untrained, version=version)
+    row = FORMATS["saved_model"]
+    _export(model, out, [(row.name, row.default.name)], weights, allow_unsafe, version=version)
 
 
 @command("tflite")
 def tflite_cmd(model: ModelOpt, out: OutOpt,
-               quantize: Annotated[TFLiteQuant, typer.Option(help="Variant(s) to write.")] = TFLiteQuant.all,
-               int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = 100,
+               quantize: Annotated[TFLiteQuant, typer.Option(help=QuantHelp)] = TFLITE_ALL,
+               int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None,
                calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None, weights: WeightsOpt = None,
-               allow_unsafe: UnsafeOpt = False, untrained: UntrainedOpt = False) -> None:
-    """TFLite (LiteRT) files: OUT/tflite/NAME.{fp32,fp16,dynamic,int8}.tflite.
+               allow_unsafe: UnsafeOpt = False) -> None:
+    """TFLite (LiteRT) files: OUT/tflite/NAME.VARIANT.tflite, one per variant.
 
     Example: `genimg-export tflite --model srgan --out out/ --quantize int8 --int8-io`
     """
-    variants = ["fp32", "fp16", "dynamic", "int8"] if quantize is TFLiteQuant.all else [quantize.value]
-    _export(model, out, [("tflite", v) for v in variants], weights, allow_unsafe, untrained,
-            calibration=(calibration_npz, calibration_dir), strict=quantize is not TFLiteQuant.all,
-            int8_io=int8_io, calibration_samples=calibration_samples)
+    _export(model, out, _variants("tflite", quantize), weights, allow_unsafe,
+            calibration=(calibration_npz, calibration_dir), strict=quantize.value != ALL,
+            int8_io=int8_io or None, calibration_samples=calibration_samples)
 
 
 @command("onnx")
-def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = 17,
-             quantize: Annotated[OnnxQuant, typer.Option(help="none: fp32 only; int8: int8 only; all: both.")] = OnnxQuant.all,
-             calibration_samples: SamplesOpt = 100, calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None,
-             weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False, untrained: UntrainedOpt = False) -> None:
+def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = None,
+             quantize: Annotated[OnnxQuant, typer.Option(help=QuantHelp + " (none: old name of fp32)")] = ONNX_ALL,
+             calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None,
+             weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False) -> None:
     """ONNX files for onnxruntime: OUT/onnx/NAME.onnx and NAME.int8.onnx (one per signature).
 
     Example: `genimg-export onnx --model srgan --out out/ --opset 17`
     """
-    variants = {OnnxQuant.none: ["fp32"], OnnxQuant.int8: ["int8"], OnnxQuant.all: ["fp32", "int8"]}[quantize]
-    _export(model, out, [("onnx", v) for v in variants], weights, allow_unsafe, untrained,
-            calibration=(calibration_npz, calibration_dir), strict=quantize is OnnxQuant.int8,
+    _export(model, out, _variants("onnx", quantize), weights, allow_unsafe,
+            calibration=(calibration_npz, calibration_dir), strict=quantize.value != ALL,
             opset=opset, calibration_samples=calibration_samples)
 
 
 @command("all")
-def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: OpsetOpt = 17,
-            int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = 100, calibration_npz: NpzOpt = None,
-            calibration_dir: CalDirOpt = None, weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False,
-            untrained: UntrainedOpt = False) -> None:
+def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: OpsetOpt = None,
+            int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None,
+            calibration_dir: CalDirOpt = None, weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False) -> None:
     """Every format and variant, then a ✓/✗ table; exits 3 if any artifact failed.
 
     Example: `genimg-export all --model srgan --out out/`
     """
-    from genimg_export.artifacts.formats import format_variants
-
-    _export(model, out, format_variants(), weights, allow_unsafe, untrained,
+    _export(model, out, format_variants(), weights, allow_unsafe,
             calibration=(calibration_npz, calibration_dir), table=True, version=version, opset=opset,
-            int8_io=int8_io, calibration_samples=calibration_samples)
+            int8_io=int8_io or None, calibration_samples=calibration_samples)
 
 
-def _export(model: str, out: Path, pairs, weights, allow_unsafe, untrained, calibration=(None, None),
+def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None),
             strict: bool = False, table: bool = False, **options) -> None:
-    """Load the model, export ``pairs`` with a progress line, print results, fail if any failed."""
+    """Load the model, export ``pairs`` with a progress line, print results, fail if any failed.
+
+    ``options`` are those the user set (None: not set); each row gets the ones it takes.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import time
 
     from rich.console import Console
 
     from genimg_export.errors import ExportError
-    from genimg_export.exporters import run_all
+    from genimg_export.exporters import pipeline, run_all
     from genimg_export.exporters.saved_model import check_new_version
-    from genimg_export.exporters.tflite import require_calibration
     from genimg_export.fs import check_out_dir
     from genimg_export.zoo import loading, user
 
     start = time.perf_counter()
     check_out_dir(out)
+    options = {k: v for k, v in options.items() if v is not None}
     spec = user.with_calibration(loading.get_spec(model, allow_unsafe), *calibration)
-    if strict:
-        for _, variant in pairs:
-            require_calibration(spec, variant)
-    if ("saved_model", "fp32") in pairs:  # fail before the slow model load
+    pipeline.check_request(spec, pairs, options, strict)
+    if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before the slow model load
         check_new_version(out, spec, options.get("version"))
-    keras_model = spec.build() if untrained else loading.load_model(spec, weights, allow_unsafe)
+    keras_model = loading.load_model(spec, weights, allow_unsafe)
     console = Console(stderr=True)
     with console.status(f"exporting {spec.name}") as status:
         outcomes = run_all(
@@ -177,9 +187,9 @@ def info_cmd(path: Annotated[Path, typer.Argument(help="An exported file or Save
 
     Example: `genimg-export info out/tflite/srgan.int8.tflite`
     """
-    from genimg_export.errors import NotFoundError
     from genimg_export import fs
     from genimg_export.artifacts import manifest
+    from genimg_export.errors import NotFoundError
 
     if not path.exists():
         raise NotFoundError(f"no such file or directory: {path}")

@@ -1,4 +1,5 @@
-"""Exporters: one module per format, driven by the table in ``formats``.
+"""Exporters: one converter module per format, driven by the format table
+(``artifacts.formats``) through one pipeline (``pipeline``).
 
 Python API::
 
@@ -20,11 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genimg_export.errors import ExportError, GenimgError
-from genimg_export.artifacts import manifest
-from genimg_export.exporters import check
-from genimg_export.artifacts.formats import FORMATS, format_variants, options_for
+from genimg_export.artifacts.formats import applicable, check_options, format_variants
 from genimg_export.artifacts.manifest import Artifact
+from genimg_export.errors import ExportError, GenimgError
+from genimg_export.exporters import check, pipeline
 from genimg_export.zoo.spec import ModelSpec
 
 __all__ = ["Artifact", "Outcome", "export_all", "export_variant", "run_all"]
@@ -51,32 +51,31 @@ def export_variant(spec: ModelSpec, model, out: Path, fmt: str, variant: str, so
     """Export one (format, variant) and record it in ``out/manifest.json``.
 
     ``source`` is a ``saved_model.SavedModelSource`` the converters start from;
-    options a variant does not accept (see the format table) are ignored.
+    an option the variant does not accept (see the format table) is refused
+    (InvalidInputError), as is a calibrated variant without calibration data.
     """
-    fn = FORMATS[fmt].export_fn()
-    result = fn(spec, model, Path(out), variant, source=source, log=log, **options_for(fmt, variant, options))
-    artifacts = result if isinstance(result, list) else [result]
-    manifest.update(Path(out), artifacts)
-    return artifacts
+    return pipeline.export(spec, model, Path(out), fmt, variant, source, log, options)
 
 
 def run_all(spec: ModelSpec, model, out: Path, pairs: list[tuple[str, str]] | None = None,
             on_outcome: Callable[[Outcome], None] | None = None, log=None, **options) -> list[Outcome]:
     """Export every (format, variant) in ``pairs`` (default: the whole table), never stopping
-    at a failure. int8 variants are skipped, with the reason, when the spec has no calibration data.
+    at a failure. Each row gets the options it accepts; an option none of them accepts is
+    refused. Calibrated variants are skipped, with the reason, when the spec has no calibration data.
     """
     from genimg_export.exporters import saved_model
     from genimg_export.fs import check_out_dir
 
     out = check_out_dir(Path(out))
     pairs = pairs or format_variants()
+    check_options(pairs, options)
     spec = with_cached_calibration(spec)
-    if ("saved_model", "fp32") in pairs:
+    if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before any work
         saved_model.check_new_version(out, spec, options.get("version"))
     outcomes = []
     with saved_model.SavedModelSource(spec, model) as source:
         for fmt, variant in pairs:
-            outcome = _one(spec, model, out, fmt, variant, source, log, options)
+            outcome = _one(spec, model, out, fmt, variant, source, log, applicable(fmt, variant, options))
             if fmt == "saved_model" and outcome.ok and outcome.artifacts[0].fixed_size is None:
                 source.use(out / outcome.artifacts[0].path)  # convert from what was just exported
             outcomes.append(outcome)
@@ -102,7 +101,7 @@ def with_cached_calibration(spec: ModelSpec) -> ModelSpec:
 def _one(spec, model, out, fmt, variant, source, log, options) -> Outcome:
     start = time.perf_counter()
     outcome = Outcome(fmt, variant)
-    if variant in FORMATS[fmt].calibrated and spec.calibration_inputs is None:
+    if pipeline.calibration_missing(spec, fmt, variant):
         outcome.skipped = "no calibration data (pass --calibration-npz or --calibration-dir)"
         return outcome
     step_log = None
@@ -110,7 +109,7 @@ def _one(spec, model, out, fmt, variant, source, log, options) -> Outcome:
         log(f"{fmt} {variant}")
         step_log = lambda message: log(f"{fmt} {variant}: {message}")  # noqa: E731
     try:
-        outcome.artifacts = export_variant(spec, model, out, fmt, variant, source, step_log, **options)
+        outcome.artifacts = pipeline.export(spec, model, out, fmt, variant, source, step_log, options)
     except GenimgError as e:
         outcome.error = str(e)
     except Exception as e:  # a converter crash must not hide the rest of the table
@@ -122,8 +121,8 @@ def _one(spec, model, out, fmt, variant, source, log, options) -> Outcome:
 def export_all(spec: ModelSpec, keras_model, out: Path, **options) -> list[Artifact]:
     """Export every format and variant; raise ExportError listing failures, if any.
 
-    Options: ``version`` (SavedModel), ``opset`` (ONNX), ``int8_io`` and
-    ``calibration_samples`` (int8 variants).
+    Options (each row gets those its variant accepts, see the format table):
+    ``version``, ``opset``, ``int8_io``, ``calibration_samples``.
     """
     outcomes = run_all(spec, keras_model, out, **options)
     failed = [o for o in outcomes if o.error]

@@ -1,6 +1,6 @@
-"""Prove a converted model loads in its own runtime and runs one sample.
+"""Prove a converted model loads in its own runner and runs one sample.
 
-An exporter reports ✓ only after this: one seeded sample per signature, at a
+The pipeline reports ✓ only after this: one seeded sample per signature, at a
 size other than the canonical one for dynamic-shape models (so a model that
 silently ignores new H x W is caught), must give every declared output with
 the expected shape and no NaN/Inf. Numeric closeness to Keras is the parity
@@ -61,46 +61,17 @@ def verify_outputs(spec: ModelSpec, sig: Signature, outputs: dict, size, what: s
             raise ExportError(f"{what}: output '{t.name}' of '{sig.name}' contains NaN or Inf")
 
 
-def run_tflite(model_bytes: bytes, spec: ModelSpec, size) -> None:
-    """Run one sample through every signature of a .tflite with ai_edge_litert."""
-    from ai_edge_litert.interpreter import Interpreter
+def smoke_run(spec: ModelSpec, backend: str, path, signatures, size) -> None:
+    """Open ``path`` with ``backend``'s runner and verify one sample of each of ``signatures``."""
+    from genimg_export.runners import open_runner
 
-    with quiet_native_output():
-        interpreter = Interpreter(model_content=model_bytes)
-        results = []
-        for sig in spec.signatures:
-            runner = interpreter.get_signature_runner(sig.name)
-            details = runner.get_input_details()
-            feed = {k: _quantize(v, details[k]) for k, v in sample(spec, sig, size).items()}
-            out_details = runner.get_output_details()
-            results.append((sig, {k: _dequantize(v, out_details[k]) for k, v in runner(**feed).items()}))
+    results = []
+    with quiet_native_output():  # LiteRT prints its delegate's banner straight to fd 2
+        for sig in signatures:
+            with open_runner(backend, path, spec, sig.name) as runner:
+                results.append((sig, runner.run(sample(spec, sig, size))))
     for sig, outputs in results:
-        verify_outputs(spec, sig, outputs, size, "TFLite smoke run")
-
-
-def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zero = detail["quantization"]
-    if detail["dtype"] in (np.int8, np.uint8) and scale:
-        info = np.iinfo(detail["dtype"])
-        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
-    return x.astype(detail["dtype"])
-
-
-def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zero = detail["quantization"]
-    if detail["dtype"] in (np.int8, np.uint8) and scale:
-        return (y.astype(np.float32) - zero) * scale
-    return y
-
-
-def run_onnx(path, spec: ModelSpec, sig: Signature, size) -> None:
-    """Load an .onnx in onnxruntime's CPU provider and run one sample of ``sig``."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    outputs = dict(zip(names, session.run(names, sample(spec, sig, size))))
-    verify_outputs(spec, sig, outputs, size, "onnxruntime smoke run")
+        verify_outputs(spec, sig, outputs, size, f"{backend} smoke run")
 
 
 def reason(e: BaseException) -> str:

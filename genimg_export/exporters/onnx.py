@@ -1,8 +1,9 @@
-"""ONNX for onnxruntime: ``out/onnx/<name>[.<signature>][.int8].onnx``.
+"""ONNX converter for onnxruntime: one file per signature (``vae.onnx``, ``vae.encode.onnx``).
 
-- ``fp32``: tf2onnx from the SavedModel (the loader its command line uses,
-  which keeps the signature's input/output names), opset 17 by default, batch and H x W as named dynamic dims where the spec allows.
-- ``int8``: onnxruntime static quantization in QDQ format, calibrated by a
+- float: tf2onnx from the SavedModel (the loader its command line uses,
+  which keeps the signature's input/output names), opset 17 by default,
+  batch and H x W as named dynamic dims where the spec allows.
+- calibrated (full integer): onnxruntime static quantization in QDQ format, calibrated by a
   reader over the spec's ``calibration_inputs`` (not ``quantize_dynamic``,
   whose ConvInteger is slow or missing on CPU). ``reduce_range`` (7-bit
   weights) is chosen on x86 CPUs without VNNI, where u8s8 products can
@@ -11,9 +12,8 @@
   transposes (``shuffle_in_nhwc``), which onnxruntime runs faster and, in int8
   files, on 8-bit values (Transpose/Reshape are quantized by default).
 
-One file per signature (``vae.onnx``, ``vae.encode.onnx``). Each file carries
-the genimg_export metadata in ``metadata_props`` and is loaded in the CPU
-provider and run on one sample before it is reported.
+Each file carries the genimg_export metadata in ``metadata_props``; the
+pipeline (``exporters.pipeline``) runs it on one sample before it is reported.
 """
 
 from __future__ import annotations
@@ -23,97 +23,41 @@ import json
 import os
 import platform
 import re
-import time
 from pathlib import Path
 
-
-from genimg_export.errors import ExportError, InvalidInputError
-from genimg_export import fs
-from genimg_export.artifacts import manifest
+from genimg_export.artifacts.formats import DEFAULT_OPSET
+from genimg_export.errors import ExportError
 from genimg_export.exporters import check
-from genimg_export.exporters.tflite import calibration_data, calibration_options, require_calibration
-from genimg_export.fs import check_out_dir
+from genimg_export.exporters.pipeline import Converted, Job
+from genimg_export.exporters.tflite import MIN_CALIBRATION, calibration_data, calibration_options
 from genimg_export.zoo.spec import ModelSpec, Signature
 
-DEFAULT_OPSET = 17
-OPSETS = range(13, 19)
 METADATA_KEY = "genimg_export"
 
 
-def path_for(out: Path, spec: ModelSpec, sig: Signature, variant: str) -> Path:
-    parts = [spec.name]
-    if sig.name != spec.default_signature.name:
-        parts.append(sig.name)
-    if variant != "fp32":
-        parts.append(variant)
-    return Path(out) / "onnx" / (".".join(parts) + ".onnx")
-
-
-def export(spec: ModelSpec, model, out: Path, variant: str, source, opset: int = DEFAULT_OPSET,
-           calibration_samples: int = 100, log=None) -> list[manifest.Artifact]:
-    """Export ``variant`` of every signature; returns one Artifact per file."""
-    if opset not in OPSETS:
-        raise InvalidInputError(f"--opset must be between {OPSETS.start} and {OPSETS.stop - 1}, got {opset}")
-    if variant not in ("fp32", "int8"):
-        raise InvalidInputError(f"unknown ONNX variant '{variant}'; expected fp32 or int8")
-    require_calibration(spec, variant)
-    check_out_dir(Path(out) / "onnx")
-    fs.sweep_stale(Path(out) / "onnx")
-    return [_export_signature(spec, model, out, variant, source, sig, opset, calibration_samples, log)
-            for sig in spec.signatures]
-
-
-def _export_signature(spec, model, out, variant, source, sig, opset, calibration_samples, log):
-    start = time.perf_counter()
+def convert(job: Job, fixed_size=None) -> Converted:
+    """The job's signature as ONNX: tf2onnx (a temp file shared by every variant), then
+    static QDQ quantization for calibrated variants."""
+    spec, source, (sig,) = job.spec, job.source, job.signatures
+    opset = job.options.get("opset", DEFAULT_OPSET)
+    key = ("onnx", sig.name, opset, *(fixed_size or ()))
+    fp32 = source.cached(key, lambda p: convert_signature(spec, source.path(fixed_size), sig, opset, p, job.log))
     options = {"opset": opset, "signature": sig.name}
-    fp32, fixed, why = _fp32_checked(spec, source, sig, opset, log)
-    if why:
-        options["fixed_size_reason"] = why
-    onnx_model = _load(fp32)
-    if variant == "int8":
-        options.update(int8_choice(), **calibration_options(spec, calibration_samples))
-        onnx_model = _quantize(spec, sig, fp32, source, options, fixed, log)
-    source_hash = manifest.source_sha256(spec, model)
-    versions = manifest.tool_versions("tf2onnx", "onnx", "onnxruntime")
-    meta = manifest.embedded_metadata(spec, "onnx", variant, [sig], source_hash, versions, fixed, options)
-    _set_metadata(onnx_model, meta)
-    target = path_for(out, spec, sig, variant)
-    with fs.atomic_path(target) as tmp:
-        _save(onnx_model, tmp)
-        try:
-            check.run_onnx(tmp, spec, sig, check.probe_size(spec, fixed))
-        except Exception as e:
-            raise ExportError(f"ONNX {variant} of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
-    return manifest.make_artifact(
-        spec, out, target, "onnx", variant, signatures=[sig], source=source_hash, versions=versions,
-        seconds=time.perf_counter() - start, fixed_size=fixed, options=options,
-    )
+    if job.variant.calibrated:
+        samples = job.options.get("calibration_samples", MIN_CALIBRATION)
+        options.update(int8_choice(), **calibration_options(spec, samples))
+        model = _quantize(spec, sig, fp32, source, options, fixed_size, job.log)
+    else:
+        model = _load(fp32)
+
+    def write(path: Path, meta: dict) -> None:
+        _set_metadata(model, meta)
+        _save(model, path)
+
+    return Converted(write, options)
 
 
-def _fp32_checked(spec, source, sig, opset, log):
-    """The fp32 ONNX of ``sig`` (a cached temp file), dynamic if it runs at a new size.
-    Returns (path, fixed_size or None, why it is fixed or None)."""
-    try:
-        path = source.cached(("onnx", sig.name, opset), lambda p: convert(spec, source.path(), sig, opset, p, log))
-        check.run_onnx(path, spec, sig, check.probe_size(spec))
-        return path, None, None
-    except Exception as e:
-        if not (spec.dynamic_spatial and spec.canonical_size):
-            raise ExportError(f"ONNX of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
-        dynamic_error = e
-    fixed = list(spec.canonical_size)
-    if log:
-        log(f"dynamic H x W failed ({check.reason(dynamic_error)}); retrying at {fixed[0]}x{fixed[1]}")
-    try:
-        key = ("onnx", sig.name, opset, *fixed)
-        path = source.cached(key, lambda p: convert(spec, source.path(fixed), sig, opset, p, log))
-        check.run_onnx(path, spec, sig, fixed)
-    except Exception as e:
-        raise check.fallback_failed(f"ONNX of '{spec.name}' ({sig.name})", e, dynamic_error, fixed) from e
-    return path, fixed, f"dynamic H x W: {check.reason(dynamic_error)}"
-
-
-def convert(spec: ModelSpec, saved_model: Path, sig: Signature, opset: int, output: Path, log=None) -> None:
+def convert_signature(spec: ModelSpec, saved_model: Path, sig: Signature, opset: int, output: Path, log=None) -> None:
     """tf2onnx on one signature of a SavedModel (the path its command line takes), then
     readable tensor and dim names. Any op tf2onnx could not convert fails the export."""
     from tf2onnx import convert as tf2onnx_convert
@@ -142,9 +86,9 @@ def convert(spec: ModelSpec, saved_model: Path, sig: Signature, opset: int, outp
 def shuffle_in_nhwc(graph) -> None:
     """Replace each DepthToSpace (DCR) by the same pixel shuffle done in NHWC.
 
-    onnxruntime's DepthToSpace scatters single elements in NCHW (4.6 ms fp32, 3.5 ms
-    uint8 for 1x128x128x128 at 2 threads); to NHWC, a 6-D transpose that moves whole
-    (b, C) rows, and back is 3.0 ms / 0.8 ms, with the same output bit for bit.
+    onnxruntime's DepthToSpace scatters single elements in NCHW; going to NHWC, a 6-D
+    transpose that moves whole (b, C) rows, and back is faster (fp32 and uint8; measured
+    in benchmarks/README.md), with the same output bit for bit.
     """
     import numpy as np
     from onnx import helper, numpy_helper
@@ -216,7 +160,9 @@ def _name_dims(model, sig: Signature) -> None:
     got_out = [o.name for o in graph.output]
     want_in, want_out = [t.name for t in sig.inputs], [t.name for t in sig.outputs]
     if sorted(got_in) != sorted(want_in) or sorted(got_out) != sorted(want_out):
-        raise ExportError(f"tf2onnx renamed tensors: inputs {got_in}, outputs {got_out}; expected {want_in} -> {want_out}")
+        raise ExportError(
+            f"tf2onnx renamed tensors: inputs {got_in}, outputs {got_out}; expected {want_in} -> {want_out}"
+        )
     for value in [*graph.input, *graph.output]:
         dims = value.type.tensor_type.shape.dim
         for i, dim in enumerate(dims):
@@ -262,7 +208,8 @@ def int8_choice() -> dict:
     """Activation/weight types and reduce_range for this CPU (onnxruntime's own guidance)."""
     machine = platform.machine().lower()
     if machine in ("aarch64", "arm64"):
-        return {"cpu": machine, "vnni": False, "activation_type": "QInt8", "weight_type": "QInt8", "reduce_range": False}
+        return {"cpu": machine, "vnni": False, "activation_type": "QInt8", "weight_type": "QInt8",
+                "reduce_range": False}
     vnni = has_vnni()
     return {"cpu": machine, "vnni": vnni, "activation_type": "QUInt8", "weight_type": "QInt8", "reduce_range": not vnni}
 
@@ -297,7 +244,7 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log):
 
     pre = source.cached(("onnx-pre", sig.name, options["opset"], *(fixed or ())),
                         lambda p: quant_pre_process(str(fp32), str(p), skip_symbolic_shape=True))
-    quantized = pre.with_name(pre.name + f".int8-{os.getpid()}.onnx")
+    quantized = pre.with_name(pre.name + f".quantized-{os.getpid()}.onnx")
     try:
         with _logged_errors(""):  # ORT's quantizer warns on the root logger
             quantize_static(
@@ -311,7 +258,7 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log):
         _rename_tensors(model.graph, lambda _, i: f"t{i}")
         return model
     except Exception as e:
-        raise ExportError(f"ONNX int8 of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
+        raise ExportError(f"onnxruntime quantization of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
     finally:
         quantized.unlink(missing_ok=True)
 

@@ -1,140 +1,91 @@
-"""TFLite (LiteRT): ``out/tflite/<name>.<variant>.tflite`` in four variants.
+"""TFLite (LiteRT) converter: ``out/tflite/<name>.<variant>.tflite``, one file for every signature.
 
-- ``fp32``: float model.
-- ``fp16``: float16 weights (computation in float32 where the CPU lacks fp16).
-- ``dynamic``: int8 weights, float activations (dynamic-range quantization).
-- ``int8``: full integer, calibrated on >= 100 samples of the spec's
+What each variant does is the format table's ``Variant.quantization``:
+
+- none: the float model;
+- float16 weights (computation in float32 where the CPU lacks fp16);
+- int8 weights, float activations (dynamic-range quantization);
+- full integer, calibrated on >= 100 samples of the spec's
   ``calibration_inputs``; float I/O by default, int8 I/O with ``int8_io``.
   With float I/O (a CPU model), ops LiteRT has no fast int8 kernel for
-  (``FLOAT_OPS_IN_INT8``: PRELU) stay float between (de)quantize ops: int8
-  PRELU runs LiteRT's reference kernel, not XNNPACK, ~50x the float op's time
-  (srgan 64x64: 43 -> 20 ms at 2 threads, same PSNR; see benchmarks/README.md).
-  ``int8_io`` files stay integer-only, for integer-only accelerators.
+  (``FLOAT_OPS_IN_INT8``: PRELU) stay float between (de)quantize ops, since
+  LiteRT's int8 PRELU is its slow reference kernel, not XNNPACK (measured in
+  benchmarks/README.md). ``int8_io`` files stay integer-only, for
+  integer-only accelerators.
 
 Converted from the SavedModel (every signature kept, so vae's ``encode`` and
-``serving_default`` live in one file), with dynamic H x W kept where LiteRT
-runs the model at a new size, else converted at the spec's canonical size and
-``fixed_size`` recorded. The genimg_export metadata is embedded in the file.
+``serving_default`` live in one file); the pipeline (``exporters.pipeline``)
+smoke-runs it, falls back to a fixed size and embeds the metadata.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
-from genimg_export.errors import ExportError, InvalidInputError
-from genimg_export import fs
-from genimg_export.artifacts import manifest
+from genimg_export.artifacts.formats import FLOAT16_WEIGHTS, FULL_INTEGER, INT8_WEIGHTS
+from genimg_export.errors import InvalidInputError
 from genimg_export.exporters import check
-from genimg_export.fs import check_out_dir
+from genimg_export.exporters.pipeline import Converted, Job
 from genimg_export.zoo.spec import ModelSpec
 
 MIN_CALIBRATION = 100
 FLOAT_OPS_IN_INT8 = ("PRELU",)  # no XNNPACK int8 kernel; LiteRT's int8 one is the slow reference code
-CALIBRATION_FLAGS = "--calibration-npz FILE.npz (keys = input names) or --calibration-dir DIR (images)"
+QUANTIZATIONS = (None, FLOAT16_WEIGHTS, INT8_WEIGHTS, FULL_INTEGER)
 
 
-def path_for(out: Path, spec: ModelSpec, variant: str) -> Path:
-    return Path(out) / "tflite" / f"{spec.name}.{variant}.tflite"
+def convert(job: Job, fixed_size=None) -> Converted:
+    """The job's variant as .tflite bytes, written with the metadata embedded."""
+    spec, options = job.spec, {}
+    int8_io = bool(job.options.get("int8_io", False))
+    samples = job.options.get("calibration_samples", MIN_CALIBRATION)
+    if job.variant.calibrated:
+        options = {"int8_io": int8_io, **calibration_options(spec, samples)}
+    model_bytes = convert_bytes(spec, job.source.path(fixed_size), job.variant.quantization, int8_io=int8_io,
+                                calibration_samples=samples, fixed_size=fixed_size, log=job.log)
 
+    def write(path: Path, meta: dict) -> None:
+        from genimg_edge.metadata import embed_metadata
 
-def export(spec: ModelSpec, model, out: Path, variant: str, source, int8_io: bool = False,
-           calibration_samples: int = MIN_CALIBRATION, log=None) -> manifest.Artifact:
-    """Convert, smoke-run, embed metadata and atomically write one variant.
+        path.write_bytes(embed_metadata(model_bytes, meta))
 
-    Args:
-        source: a ``saved_model.SavedModelSource`` to convert from.
-        int8_io: int8 variant only: int8 input/output tensors instead of float.
-        calibration_samples: int8 variant only: representative samples (>= 100 advised).
-    """
-    start = time.perf_counter()
-    require_calibration(spec, variant)
-    options = {"int8_io": int8_io, **calibration_options(spec, calibration_samples)} if variant == "int8" else {}
-    target = path_for(out, spec, variant)
-    check_out_dir(target.parent)
-    fs.sweep_stale(target.parent)
-    settings = {"int8_io": int8_io, "calibration_samples": calibration_samples}
-    model_bytes, fixed, why = _convert_checked(spec, source, variant, settings, log)
-    if why:
-        options["fixed_size_reason"] = why
-    source_hash = manifest.source_sha256(spec, model)
-    versions = manifest.tool_versions("ai-edge-litert")
-    meta = manifest.embedded_metadata(spec, "tflite", variant, spec.signatures, source_hash, versions, fixed, options)
-    from genimg_edge.metadata import embed_metadata
-
-    with fs.atomic_path(target) as tmp:
-        tmp.write_bytes(embed_metadata(model_bytes, meta))
-    return manifest.make_artifact(
-        spec, out, target, "tflite", variant, signatures=spec.signatures, source=source_hash,
-        versions=versions, seconds=time.perf_counter() - start, fixed_size=fixed, options=options,
-    )
+    return Converted(write, options)
 
 
 def calibration_options(spec: ModelSpec, samples: int) -> dict:
-    """What an int8 artifact records about its calibration (and where user data came from)."""
+    """What a calibrated artifact records about its calibration (and where user data came from)."""
     options = {"calibration_samples": samples}
     if "calibration" in spec.extra:
         options["calibration"] = spec.extra["calibration"]
     return options
 
 
-def require_calibration(spec: ModelSpec, variant: str) -> None:
-    if variant == "int8" and spec.calibration_inputs is None:
-        raise InvalidInputError(
-            f"int8 needs calibration data and model '{spec.name}' has none; pass {CALIBRATION_FLAGS}"
-        )
-
-
-def _convert_checked(spec: ModelSpec, source, variant: str, settings: dict, log):
-    """Convert with dynamic H x W and prove it runs at a new size; else fall back to the
-    canonical size. Returns (bytes, fixed_size or None, why it is fixed or None)."""
-    try:
-        model_bytes = convert(spec, source.path(), variant, log=log, **settings)
-        check.run_tflite(model_bytes, spec, check.probe_size(spec))
-        return model_bytes, None, None
-    except Exception as e:
-        if not (spec.dynamic_spatial and spec.canonical_size):
-            raise ExportError(f"TFLite {variant} of '{spec.name}': {check.reason(e)}") from e
-        dynamic_error = e
-    fixed = list(spec.canonical_size)
-    if log:
-        log(f"dynamic H x W failed ({check.reason(dynamic_error)}); retrying at {fixed[0]}x{fixed[1]}")
-    try:
-        model_bytes = convert(spec, source.path(fixed), variant, fixed_size=fixed, log=log, **settings)
-        check.run_tflite(model_bytes, spec, fixed)
-    except Exception as e:
-        raise check.fallback_failed(f"TFLite {variant} of '{spec.name}'", e, dynamic_error, fixed) from e
-    return model_bytes, fixed, f"dynamic H x W: {check.reason(dynamic_error)}"
-
-
-def convert(spec: ModelSpec, saved_model: Path, variant: str, int8_io: bool = False,
-            calibration_samples: int = MIN_CALIBRATION, fixed_size=None, log=None) -> bytes:
-    """The .tflite bytes of ``variant`` converted from a SavedModel directory
-    (``fixed_size``: the H x W that SavedModel was written at, if not dynamic)."""
+def convert_bytes(spec: ModelSpec, saved_model: Path, quantization: str | None, int8_io: bool = False,
+                  calibration_samples: int = MIN_CALIBRATION, fixed_size=None, log=None) -> bytes:
+    """The .tflite bytes converted from a SavedModel directory with ``quantization`` (a
+    ``Variant.quantization``; ``fixed_size``: the H x W that SavedModel was written at, if not dynamic)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
         str(saved_model), signature_keys=[s.name for s in spec.signatures]
     )
-    if variant == "fp16":
+    if quantization not in QUANTIZATIONS:
+        raise InvalidInputError(f"unknown TFLite quantization '{quantization}'; expected one of {list(QUANTIZATIONS)}")
+    full_integer = quantization == FULL_INTEGER
+    if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == FLOAT16_WEIGHTS:
         converter.target_spec.supported_types = [tf.float16]
-    elif variant == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif variant == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if full_integer:
         converter.representative_dataset = representative_dataset(spec, calibration_samples, fixed_size, log)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    elif variant != "fp32":
-        raise InvalidInputError(f"unknown TFLite variant '{variant}'; expected fp32, fp16, dynamic or int8")
     with check.quiet_native_output():
         model_bytes = converter.convert()
-        if variant == "int8" and not int8_io and has_ops(model_bytes, FLOAT_OPS_IN_INT8):
+        if full_integer and not int8_io and has_ops(model_bytes, FLOAT_OPS_IN_INT8):
             model_bytes = _quantize_keeping_float(converter, spec, calibration_samples, fixed_size)
     return model_bytes
 

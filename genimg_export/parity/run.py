@@ -23,7 +23,7 @@ from genimg_export.parity import metrics, task as parity_task
 from genimg_export.parity.inputs import InputPlan
 from genimg_export.runners import open_runner
 from genimg_export.artifacts.target import Target
-from genimg_export.zoo.spec import FP32, Tolerance
+from genimg_export.artifacts.formats import FP32, Tolerance, runner_options
 
 BATCH = 4  # samples per runner call: > 1, so batch handling is checked too
 PICTURES = 3  # samples kept per target for the contact sheet
@@ -108,7 +108,7 @@ def run_parity(
     targets = [t for t in targets if plan.covers(t.signature)]
     if keras_model is None:
         keras_model = loading.load_model(spec, weights, allow_unsafe)
-    options = {"tflite": {"num_threads": threads}, "onnx": {"num_threads": threads}}
+    options = {t.backend: runner_options(t.backend, threads) for t in targets}
     result = check(spec, keras_model, targets, plan, options)
     result.notes += _source_notes(spec, keras_model, targets)
     return result
@@ -154,7 +154,7 @@ def check(spec, keras_model, targets: list[Target], plan: InputPlan, options: di
     reference = _Reference(spec, keras_model)
     result = Result(spec.name, [], plan.samples, plan.describe_sizes())
     task = parity_task.for_spec(spec) if plan.npz is None else None
-    if task is not None and any(parity_task.applies_to(t.variant) for t in targets):
+    if task is not None and any(parity_task.applies_to(t.backend, t.variant) for t in targets):
         result.task_metric = {"name": task.name, "keras": reference.task_score(task, None), "rows": []}
     for target in targets:
         result.rows.extend(_check_target(spec, target, plan, reference, (options or {}).get(target.backend, {}), result))
@@ -215,7 +215,7 @@ def _task_score(result: Result, target: Target, runner, spec, reference: _Refere
     """Score the task metric for a quantized target of the default signature."""
     if result.task_metric is None or target.signature != spec.default_signature.name:
         return
-    if not parity_task.applies_to(target.variant):
+    if not parity_task.applies_to(target.backend, target.variant):
         return
     task = parity_task.for_spec(spec)
     size = tuple(target.fixed_size) if target.fixed_size else None

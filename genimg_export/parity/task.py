@@ -74,9 +74,12 @@ def for_spec(spec):
     return None
 
 
-def applies_to(variant: str | None) -> bool:
-    """Quantized and reduced-precision variants (not fp32, not the Keras reference)."""
-    return variant not in (None, "fp32")
+def applies_to(backend: str, variant: str | None) -> bool:
+    """Quantized and reduced-precision variants (not float ones, not the Keras reference)."""
+    from genimg_export.artifacts.formats import find_variant
+
+    found = find_variant(backend, variant)
+    return found is not None and found.reduced_precision
 
 
 def _centre_crop(img: np.ndarray, h: int, w: int) -> np.ndarray:

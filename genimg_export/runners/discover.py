@@ -1,20 +1,18 @@
 """Find what to check: one Target per backend × variant × signature of a model.
 
 Local artifacts are read from ``out/manifest.json`` when it exists, else from
-the export layout (``serving/<name>/<version>/``, ``tflite/<name>.<variant>.tflite``,
-``onnx/<name>[.<signature>][.int8].onnx``). Server backends (grpc, rest) get
-one target per signature at the address given.
+where the format table's layout (``artifacts.layout``) puts them. Server
+backends (grpc, rest) get one target per signature at the address given.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from genimg_export.artifacts.formats import served_variant
 from genimg_export.artifacts.target import Target
 from genimg_export.errors import InvalidInputError, NotFoundError, did_you_mean
 from genimg_export.runners import BACKENDS, SERVER_BACKENDS
-
-DEFAULT_SIGNATURE = "serving_default"
 
 
 def discover(spec, out: Path | None, backends: list[str], servers: dict[str, str] | None = None) -> list[Target]:
@@ -37,13 +35,15 @@ def discover(spec, out: Path | None, backends: list[str], servers: dict[str, str
             address = (servers or {}).get(backend)
             if not address:
                 raise InvalidInputError(f"backend '{backend}' needs a server address (--{backend}-target HOST:PORT)")
-            found = [Target(backend, "fp32", s.name, address) for s in spec.signatures]
+            found = [Target(backend, served_variant(backend), s.name, address) for s in spec.signatures]
         else:
             if out is None:
                 raise InvalidInputError(f"backend '{backend}' needs --artifacts DIR (the export directory)")
             found = [t for t in local if t.backend == backend]
             if not found:
-                raise NotFoundError(f"no {backend} artifacts of '{spec.name}' in {out} (expected {_expected(spec.name, backend)})")
+                raise NotFoundError(
+                    f"no {backend} artifacts of '{spec.name}' in {out} (expected {_expected(spec.name, backend)})"
+                )
         targets.extend(found)
     return targets
 
@@ -55,17 +55,18 @@ def local_backends(spec, out: Path) -> list[str]:
 
 
 def _expected(name: str, backend: str) -> str:
-    return {
-        "saved_model": f"serving/{name}/<version>/saved_model.pb",
-        "tflite": f"tflite/{name}.<variant>.tflite",
-        "onnx": f"onnx/{name}.onnx or onnx/{name}.int8.onnx",
-    }[backend]
+    from genimg_export.artifacts import layout
+    from genimg_export.artifacts.formats import by_runner
+
+    return layout.expected(by_runner(backend).name, name)
 
 
 def _local_targets(spec, out: Path) -> list[Target]:
     out = Path(out)
     if not out.is_dir():
-        raise NotFoundError(f"no export directory {out} (write one with: genimg-export all --model {spec.name} --out {out})")
+        raise NotFoundError(
+            f"no export directory {out} (write one with: genimg-export all --model {spec.name} --out {out})"
+        )
     if (out / "manifest.json").is_file():
         return _from_manifest(spec, out)
     return _from_layout(spec, out)
@@ -88,9 +89,10 @@ def _from_manifest(spec, out: Path) -> list[Target]:
 
 
 def _order(spec, target: Target) -> tuple:
-    from genimg_export.artifacts.formats import FORMATS
+    from genimg_export.artifacts.formats import by_runner
 
-    variants = FORMATS[target.backend].variants if target.backend in FORMATS else ()
+    row = by_runner(target.backend)
+    variants = row.variant_names if row is not None else ()
     sigs = [s.name for s in spec.signatures]
     return (
         list(BACKENDS).index(target.backend),
@@ -100,34 +102,32 @@ def _order(spec, target: Target) -> tuple:
 
 
 def _from_layout(spec, out: Path) -> list[Target]:
+    """Targets from the files found where the format table's layout puts them."""
+    from genimg_export.artifacts import layout
     from genimg_export.artifacts.formats import FORMATS
 
     sigs = [s.name for s in spec.signatures]
+    found = layout.find(out, spec.name, sigs[0])
+    newest = {p.format: p.version for p, _ in found if p.version is not None}  # ascending: last wins
     targets = []
-    versions = sorted(
-        (p for p in (out / "serving" / spec.name).glob("*") if p.name.isdigit() and (p / "saved_model.pb").exists()),
-        key=lambda p: int(p.name),
-    )
-    if versions:
-        targets += [Target("saved_model", "fp32", s, versions[-1]) for s in sigs]
-    for variant in FORMATS["tflite"].variants:
-        path = out / "tflite" / f"{spec.name}.{variant}.tflite"
-        if path.is_file():
-            targets += [Target("tflite", variant, s, path, _tflite_fixed_size(path)) for s in sigs]
-    for variant in FORMATS["onnx"].variants:
-        for s in sigs:
-            stem = spec.name if s == DEFAULT_SIGNATURE else f"{spec.name}.{s}"
-            path = out / "onnx" / (f"{stem}.onnx" if variant == "fp32" else f"{stem}.{variant}.onnx")
-            if path.is_file():
-                targets.append(Target("onnx", variant, s, path))
-    return targets
+    for place, path in found:
+        if place.version != newest.get(place.format):
+            continue  # an older SavedModel version: check the one TF Serving serves
+        row = FORMATS[place.format]
+        fixed = _fixed_size(row, path)
+        for sig in ([place.signature] if place.signature else sigs):
+            if sig in sigs:
+                targets.append(Target(row.runner, place.variant, sig, path, fixed))
+    return sorted(targets, key=lambda t: _order(spec, t))
 
 
-def _tflite_fixed_size(path: Path) -> tuple[int, int] | None:
-    from genimg_edge.metadata import read_metadata
-
+def _fixed_size(row, path: Path) -> tuple[int, int] | None:
+    """The fixed size recorded in a file's embedded metadata, where the row reads metadata."""
+    read = row.metadata_fn()
+    if read is None:
+        return None
     try:
-        size = (read_metadata(path) or {}).get("fixed_size")
+        size = (read(path) or {}).get("fixed_size")
     except ValueError:  # no readable metadata: treat as dynamic, the runner refuses bad sizes
         return None
     return tuple(size) if size else None

@@ -14,6 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from genimg_export.artifacts.formats import FP32, Tolerance, default_tolerances
+
+__all__ = ["FP32", "STANDARD_TOLERANCES", "ModelSpec", "Signature", "TensorSpec", "Tolerance", "tolerances"]
+
 Inputs = dict[str, np.ndarray]
 
 
@@ -76,38 +80,14 @@ class Signature:
         return {t.name: o for t, o in zip(self.outputs, out)}
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """How close an exported variant must stay to the Keras reference.
-
-    Any of the bounds may be set; all set ones must hold. A value looser than
-    the house starting point carries a ``reason``.
-    """
-
-    max_abs: float | None = None
-    min_psnr_db: float | None = None
-    min_ssim: float | None = None
-    reason: str | None = None
-
-
-# The house starting points (DESIGN.md and the parity issue). Specs start from
-# these explicitly and may tighten them, or loosen with a written reason.
-FP32 = Tolerance(max_abs=1e-4)
-STANDARD_TOLERANCES: dict[tuple[str, str], Tolerance] = {
-    ("saved_model", "fp32"): FP32,
-    ("tflite", "fp32"): FP32,
-    ("tflite", "fp16"): Tolerance(min_psnr_db=45.0),
-    ("tflite", "dynamic"): Tolerance(min_psnr_db=35.0),
-    ("tflite", "int8"): Tolerance(min_psnr_db=30.0),
-    ("onnx", "fp32"): FP32,
-    ("onnx", "int8"): Tolerance(min_psnr_db=30.0),
-    ("grpc", "fp32"): FP32,
-    ("rest", "fp32"): FP32,
-}
+# The house starting points live in the format table, one per variant; specs start
+# from them explicitly and may tighten them, or loosen with a written reason.
+STANDARD_TOLERANCES: dict[tuple[str, str], Tolerance] = default_tolerances()
 
 
 def tolerances(**overrides: Tolerance) -> dict[tuple[str, str], Tolerance]:
-    """The standard table with overrides keyed ``format_variant`` (e.g. tflite_int8)."""
+    """The standard table with overrides keyed ``<backend>_<variant>`` (e.g. ``onnx_fp32``),
+    each checked against the format table."""
     table = dict(STANDARD_TOLERANCES)
     for key, tol in overrides.items():
         fmt, variant = key.rsplit("_", 1)
@@ -137,7 +117,7 @@ class ModelSpec:
             statistics) asks for more.
         make_trainer / evaluate: training and held-out quality (zoo only).
         quality_target: (metric, ">=" or "<=", bound) that ``evaluate`` of the
-            shipped weights must meet (the foundation issue's targets).
+            shipped weights must meet.
     """
 
     name: str
