@@ -24,26 +24,84 @@ class JsonTensorError(ValueError):
     """A JSON value that cannot become a tensor of the wanted dtype."""
 
 
+class JsonTensorUnsupported(JsonTensorError):
+    """A dtype TF Serving's REST API does not convert from JSON (half, complex): UNIMPLEMENTED."""
+
+
 def is_b64(value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(B64), str)
 
 
 def to_array(value, data_type: int) -> np.ndarray:
-    """A dense array of ``data_type`` from nested JSON lists."""
+    """A dense array of ``data_type`` from nested JSON lists.
+
+    As strict as TF Serving's json_tensor.cc AddValueToTensor: an int32 input
+    takes only JSON integers that fit an int32 (4294967297 is "not of expected
+    type", not wrapped), int64 only those that fit an int64, float only values
+    a float holds without loss; half and complex are not converted at all.
+    """
     if data_type == types_pb2.DT_STRING:
         return _string_array(value)
     dtype = numpy_dtype(data_type)
+    if dtype.kind == "c" or dtype == np.float16:
+        raise JsonTensorUnsupported(
+            f"Conversion of JSON Value: {short(value)} to type: {dtype_name(data_type)}")
     try:
         array = np.array(value)
-    except ValueError as e:  # ragged nesting
+    except (ValueError, OverflowError) as e:  # ragged nesting
         raise JsonTensorError(f"JSON lists are not rectangular (every row must have the same length): {e}") from e
-    if array.size and array.dtype.kind not in _KINDS[dtype.kind]:
-        bad = _first_bad_leaf(value, _KINDS[dtype.kind])
-        raise JsonTensorError(
-            f"JSON Value: {json.dumps(bad)} Type: {_json_type(bad)} is not of expected"
-            f" type: {dtype_name(data_type)}"
-        )
+    kinds = _KINDS[dtype.kind]
+    if array.size and array.dtype.kind not in kinds:
+        raise _type_error(_first_bad_leaf(value, kinds, dtype), data_type)
+    if array.size and dtype.kind in "iu" and not _fits(array, _int_bounds(dtype)):
+        raise _type_error(_first_bad_leaf(value, kinds, dtype), data_type)
+    if array.size and dtype.kind == "f":
+        _check_lossless(array, dtype, value)
     return array.astype(dtype)
+
+
+def _int_bounds(dtype: np.dtype) -> tuple[int, int]:
+    """What json_tensor.cc accepts: an int32 for int32/16/8 and uint8 (IsInt), else the type's range."""
+    if dtype in (np.int64, np.uint64, np.uint32):
+        info = np.iinfo(dtype)
+        return int(info.min), int(info.max)
+    return -(2**31), 2**31 - 1
+
+
+def _fits(array: np.ndarray, bounds) -> bool:
+    lo, hi = bounds
+    return int(array.min()) >= lo and int(array.max()) <= hi
+
+
+def _check_lossless(array: np.ndarray, dtype: np.dtype, value) -> None:
+    """A float input refuses integers beyond 2^24-1 and decimals beyond float32's range
+    (TF Serving's IsLosslessDecimal); NaN and Infinity pass."""
+    if array.dtype.kind in "iu":
+        limit = 2 ** np.finfo(dtype).nmant * 2 - 1
+        bad = np.abs(array.astype(object)) > limit
+    else:
+        finite = np.where(np.isfinite(array), array, 0.0)
+        bad = np.abs(finite) > np.finfo(dtype).max
+    if np.any(bad):
+        leaf = array.reshape(-1)[int(np.argmax(np.asarray(bad).reshape(-1)))]
+        raise JsonTensorError(
+            f"Cannot convert JSON value: {leaf} to {dtype_name_np(dtype)} without loss of precision.")
+
+
+def dtype_name_np(dtype: np.dtype) -> str:
+    return {"float32": "float", "float64": "double"}.get(dtype.name, dtype.name)
+
+
+def _type_error(bad, data_type: int) -> JsonTensorError:
+    return JsonTensorError(
+        f"JSON Value: {json.dumps(bad)} Type: {json_type(bad)} is not of expected"
+        f" type: {dtype_name(data_type)}")
+
+
+def short(value, limit: int = 200) -> str:
+    """A JSON value for an error message, cut at ``limit`` characters."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _string_array(value) -> np.ndarray:
@@ -58,7 +116,7 @@ def _string_array(value) -> np.ndarray:
             except ValueError as e:
                 raise JsonTensorError("Unable to base64 decode") from e
         raise JsonTensorError(
-            f"JSON Value: {json.dumps(v)} Type: {_json_type(v)} is not of expected type: string"
+            f"JSON Value: {json.dumps(v)} Type: {json_type(v)} is not of expected type: string"
         )
 
     out = np.array(walk(value), dtype=object)
@@ -67,22 +125,29 @@ def _string_array(value) -> np.ndarray:
     return out
 
 
-def _first_bad_leaf(value, kinds: str):
+def _first_bad_leaf(value, kinds: str, dtype: np.dtype):
+    """The first JSON leaf a ``dtype`` input cannot take (its kind, or its range)."""
     if isinstance(value, list):
         for v in value:
-            bad = _first_bad_leaf(v, kinds)
+            bad = _first_bad_leaf(v, kinds, dtype)
             if bad is not _OK:
                 return bad
         return _OK
     kind = "b" if isinstance(value, bool) else "i" if isinstance(value, int) else (
         "f" if isinstance(value, float) else "?")
-    return _OK if kind in kinds else value
+    if kind not in kinds:
+        return value
+    if kind == "i" and dtype.kind in "iu":
+        lo, hi = _int_bounds(dtype)
+        return _OK if lo <= value <= hi else value
+    return _OK
 
 
 _OK = object()
 
 
-def _json_type(value) -> str:
+def json_type(value) -> str:
+    """rapidjson's name for a JSON value's type, as TF Serving's messages print it."""
     if value is None:
         return "Null"
     if isinstance(value, bool):
@@ -93,14 +158,19 @@ def _json_type(value) -> str:
 
 
 def to_json(array: np.ndarray, as_bytes: bool = False):
-    """Nested lists for JSON; strings as text, or as {"b64": ...} when ``as_bytes``."""
+    """Nested lists for JSON; strings as text, or as {"b64": ...} when ``as_bytes``
+    (TF Serving: outputs named ``*_bytes``) or when they are not valid UTF-8
+    (TF Serving would write the raw bytes into the JSON, which a client cannot read back)."""
     array = np.asarray(array)
     if array.dtype.kind in "OSU":
         def one(v):
             v = v.encode("utf-8") if isinstance(v, str) else bytes(v)
-            if as_bytes:
-                return {B64: base64.b64encode(v).decode("ascii")}
-            return v.decode("utf-8", errors="replace")
+            if not as_bytes:
+                try:
+                    return v.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass  # bytes that are not text: base64, not a lossy string
+            return {B64: base64.b64encode(v).decode("ascii")}
         flat = [one(v) for v in array.reshape(-1)]
         return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.shape else flat[0]
     if array.dtype.kind == "c":

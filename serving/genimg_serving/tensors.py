@@ -1,9 +1,10 @@
 """numpy arrays <-> TensorProto, for every dtype TF Serving carries.
 
-Numbers travel as ``tensor_content`` (raw little-endian bytes, the fast path);
-strings as ``string_val``. Reading accepts both ``tensor_content`` and the
-typed repeated fields (``float_val`` ...), which is what TF Serving itself
-sends back.
+Requests carry numbers as ``tensor_content`` (raw little-endian bytes, the fast
+path); strings as ``string_val``. Replies fill the typed repeated fields
+(``float_val``, ``half_val``, ``int_val`` ...) as TF Serving does by default, or
+``tensor_content`` when asked (its ``--enable_serialization_as_tensor_content``).
+Reading accepts both.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ _NUMPY = {
     DT.DT_COMPLEX128: (np.complex128, "dcomplex_val"),
 }
 _BY_NUMPY = {np.dtype(t): dt for dt, (t, _) in _NUMPY.items()}
+
+
+INT64_MAX = 2**63 - 1
 
 
 class TensorConversionError(ValueError):
@@ -68,7 +72,8 @@ def data_type(dtype) -> int:
     )
 
 
-def to_tensor_proto(array, dtype: int | None = None, out=None) -> tensor_pb2.TensorProto:
+def to_tensor_proto(array, dtype: int | None = None, out=None,
+                    content: bool = True) -> tensor_pb2.TensorProto:
     """A TensorProto holding ``array`` (anything np.asarray accepts).
 
     Args:
@@ -77,6 +82,8 @@ def to_tensor_proto(array, dtype: int | None = None, out=None) -> tensor_pb2.Ten
             the array's own dtype.
         out: an empty TensorProto to fill (e.g. ``request.inputs["x"]``),
             which saves copying a large one into place.
+        content: numbers as ``tensor_content`` (True) or in the typed field
+            (``float_val`` ...), as TF Serving writes its replies by default.
     """
     array = np.asarray(array)
     dt = data_type(array.dtype) if dtype is None else dtype
@@ -87,9 +94,24 @@ def to_tensor_proto(array, dtype: int | None = None, out=None) -> tensor_pb2.Ten
     if dt == DT.DT_STRING:
         proto.string_val.extend(_as_bytes(v) for v in array.reshape(-1))
         return proto
+    if not content:
+        _set_typed_values(proto, np.asarray(array, dtype=numpy_dtype(dt)))
+        return proto
     target = numpy_dtype(dt).newbyteorder("<")
     proto.tensor_content = np.ascontiguousarray(array, dtype=target).tobytes()
     return proto
+
+
+def _set_typed_values(proto, array: np.ndarray) -> None:
+    field = _NUMPY[proto.dtype][1]
+    flat = array.reshape(-1)
+    if field == "half_val":  # float16 bit patterns stored in int32s
+        values = flat.view(np.uint16).astype(np.int32)
+    elif field in ("scomplex_val", "dcomplex_val"):  # (real, imag) pairs
+        values = np.stack([flat.real, flat.imag], axis=-1).reshape(-1)
+    else:
+        values = flat
+    getattr(proto, field).extend(values.tolist())
 
 
 def _as_bytes(value) -> bytes:
@@ -107,7 +129,11 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     shape = tuple(d.size for d in proto.tensor_shape.dim)
     if any(d < 0 for d in shape):
         raise TensorConversionError(f"tensor shape {list(shape)} has a negative dim")
-    size = int(np.prod(shape, dtype=np.int64))
+    size = 1
+    for d in shape:  # Python ints: a product beyond int64 must not wrap around
+        size *= d
+    if size > INT64_MAX:
+        raise TensorConversionError(f"tensor shape {list(shape)} has more than 2^63-1 elements")
     if proto.dtype == DT.DT_STRING:
         values = np.empty(len(proto.string_val), dtype=object)
         values[:] = list(proto.string_val)
@@ -145,8 +171,17 @@ def _fill(values: np.ndarray, size: int, shape, dtype) -> np.ndarray:
     if n > size:
         raise TensorConversionError(f"{n} values do not fit shape {list(shape)}")
     if n == 0:
-        return np.zeros(shape, dtype=dtype) if dtype is not object else np.full(shape, b"", object)
-    out = np.empty(size, dtype=values.dtype)
+        out = _empty(size, dtype, shape)
+        out[:] = 0 if dtype is not object else b""
+        return out.reshape(shape)
+    out = _empty(size, values.dtype, shape)
     out[:n] = values
     out[n:] = values[-1]
     return out.reshape(shape)
+
+
+def _empty(size: int, dtype, shape) -> np.ndarray:
+    try:
+        return np.empty(size, dtype=dtype)
+    except (MemoryError, ValueError) as e:  # a small message asking for a huge tensor
+        raise TensorConversionError(f"cannot allocate a tensor of shape {list(shape)}") from e

@@ -13,7 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from harness.serving import HALF_PLUS_TWO, TESTDATA, start_server, write_affine  # noqa: E402
+from _tfserving_twins import SOURCES, build_testdata, shared_testdata  # noqa: E402
+from harness.serving import start_server, write_affine  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -24,13 +25,26 @@ def affine_base(tmp_path_factory) -> Path:
     return base
 
 
+@pytest.fixture(scope="session")
+def twin_testdata(tmp_path_factory) -> Path:
+    """TF Serving's test models rebuilt with TensorFlow (a few seconds): no checkout needed."""
+    return build_testdata(tmp_path_factory.mktemp("tfserving-testdata"))
+
+
+@pytest.fixture(scope="session", params=SOURCES)
+def testdata(request) -> Path:
+    """TF Serving's test models: the twins always, TF Serving's own copies too when present
+    (GENIMG_TFSERVING_TESTDATA, default <repo>/../shared/tfserving-testdata)."""
+    if request.param == "twin":
+        return request.getfixturevalue("twin_testdata")
+    return shared_testdata()
+
+
 @pytest.fixture(scope="module")
-def half_plus_two_server():
+def half_plus_two_server(testdata):
     """TF Serving's half_plus_two served as "default", as in TF Serving's own tests."""
-    if not HALF_PLUS_TWO.is_dir():
-        pytest.skip(f"TF Serving's test models are not at {TESTDATA}")
     from genimg_serving.configs import single_model
 
-    server = start_server(single_model("default", HALF_PLUS_TWO))
+    server = start_server(single_model("default", testdata / "saved_model_half_plus_two_cpu"))
     yield server
     server.stop()

@@ -173,14 +173,18 @@ def test_unbatchable_inputs_run_on_their_own():
     assert out["y"] == 4.0
 
 
-def test_grpc_status_of_a_batched_error_is_kept(affine_base):
-    server = start_server(single_model("affine", affine_base), batching=BatchingOptions(max_batch_size=4))
+def test_grpc_status_of_a_batched_error_is_kept(twin_testdata):
+    # Shapes are not checked before the run (as in TF Serving), so the error comes from
+    # the batched run itself: ParseExample refuses a [1, 1] batch of serialized Examples.
+    base = twin_testdata / "saved_model_half_plus_two_cpu"
+    server = start_server(single_model("m", base), batching=BatchingOptions(max_batch_size=4))
     try:
         with Client(server.target) as client, pytest.raises(ServingError) as err:
-            client.predict("affine", {"x": np.zeros((1, 2, 2, 4), np.float32)})  # 4 channels, signature wants 3
+            client.predict("m", {"inputs": np.array([[b"x"]], object)}, signature="classify_x_to_y")
     finally:
         server.stop()
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "got shape: [1,1]" in err.value.message
 
 
 def test_request_that_does_not_fit_the_open_batch_starts_the_next_one():

@@ -1,8 +1,10 @@
 """The contract with the real TF Serving, checked on TF Serving's own test models.
 
 half_plus_two must answer y = 0.5 x + 2 over gRPC and REST, its metadata must
-equal what TF Serving returns (half_plus_two_model_metadata.json) field for
-field, and the two-version model must serve 124 as latest and 123 on request.
+equal what TF Serving returns (its half_plus_two_model_metadata.json, written
+out below) field for field, and the two-version model must serve 124 as latest
+and 123 on request. Every test runs on the twins the conftest builds, and on
+TF Serving's own copies too when they are present (the ``testdata`` fixture).
 """
 
 from __future__ import annotations
@@ -13,14 +15,56 @@ import urllib.request
 import numpy as np
 import pytest
 from google.protobuf import json_format
-from harness.serving import TESTDATA, TWO_VERSIONS, needs_testdata, start_server
+from harness.serving import start_server
 
 from genimg_serving.client import Client
 from genimg_serving.configs import parse_model_config
 from genimg_serving.protos import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-pytestmark = needs_testdata
 X = np.array([[1.0], [2.0], [5.0]], np.float32)
+
+
+# What TF Serving answers for GET /v1/models/<name>/metadata on half_plus_two
+# (tensorflow_serving/servables/tensorflow/testdata/half_plus_two_model_metadata.json).
+def _tensor(name, dtype="DT_FLOAT", dims=(-1, 1)):
+    shape = ({"dim": [], "unknown_rank": True} if dims is None else
+             {"dim": [{"size": str(d), "name": ""} for d in dims], "unknown_rank": False})
+    return {"dtype": dtype, "tensor_shape": shape, "name": name}
+
+
+def _signature(method, inputs, outputs):
+    return {"inputs": inputs, "outputs": outputs, "method_name": f"tensorflow/serving/{method}",
+            "defaults": {}}
+
+
+EXAMPLES = _tensor("tf_example:0", "DT_STRING", None)
+HALF_PLUS_TWO_SIGNATURES = {
+    "serving_default": _signature("predict", {"x": _tensor("x:0")}, {"y": _tensor("y:0")}),
+    "classify_x_to_y": _signature("classify", {"inputs": EXAMPLES}, {"scores": _tensor("y:0")}),
+    "regress_x_to_y": _signature("regress", {"inputs": EXAMPLES}, {"outputs": _tensor("y:0")}),
+    "regress_x_to_y2": _signature("regress", {"inputs": EXAMPLES}, {"outputs": _tensor("y2:0")}),
+    "regress_x2_to_y3": _signature("regress", {"inputs": _tensor("x2:0")}, {"outputs": _tensor("y3:0")}),
+}
+
+
+# saved_model_half_plus_two_2_versions_metadata.json: the same plus one signature.
+TWO_VERSIONS_SIGNATURES = {**HALF_PLUS_TWO_SIGNATURES, "classify_x2_to_y3": _signature(
+    "classify", {"inputs": _tensor("x2:0")}, {"scores": _tensor("y3:0")})}
+
+
+def expected_metadata(name: str, version: int) -> dict:
+    signatures = TWO_VERSIONS_SIGNATURES if name.endswith("2_versions") else HALF_PLUS_TWO_SIGNATURES
+    return {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
+            "metadata": {"signature_def": {"signature_def": signatures}}}
+
+
+def test_written_expectation_is_tf_servings_own_file(testdata):
+    """Where TF Serving's copies are present, its JSON files say what the table above says."""
+    for file, name in (("half_plus_two_model_metadata.json", "default"),
+                       ("saved_model_half_plus_two_2_versions_metadata.json",
+                        "saved_model_half_plus_two_2_versions")):
+        if (testdata / file).is_file():
+            assert json.loads((testdata / file).read_text()) == expected_metadata(name, 123)
 
 
 def _get(url: str):
@@ -65,13 +109,13 @@ def test_grpc_response_names_model_version_and_signature(half_plus_two_server):
 
 
 def test_metadata_equals_tf_serving_field_for_field_over_rest(half_plus_two_server):
-    expected = json.loads((TESTDATA / "half_plus_two_model_metadata.json").read_text())
+    expected = expected_metadata("default", 123)
     got = _get(f"{half_plus_two_server.rest_url}/v1/models/default/metadata")
     assert got == expected
 
 
 def test_metadata_equals_tf_serving_field_for_field_over_grpc(half_plus_two_server):
-    expected = json.loads((TESTDATA / "half_plus_two_model_metadata.json").read_text())
+    expected = expected_metadata("default", 123)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
         Client(half_plus_two_server.target).transport.channel)
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
@@ -106,11 +150,11 @@ def test_status_as_tf_serving_reports_it(half_plus_two_server):
     assert (status.version, status.state, status.error_code) == (123, "AVAILABLE", "OK")
 
 
-TWO_VERSION_CONFIG = f"""
+TWO_VERSION_CONFIG = """
 model_config_list {{
   config {{
     name: "saved_model_half_plus_two_2_versions"
-    base_path: "{TWO_VERSIONS}"
+    base_path: "{}"
     model_platform: "tensorflow"
     model_version_policy {{ all {{}} }}
     version_labels {{ key: "stable" value: 123 }}
@@ -121,8 +165,9 @@ model_config_list {{
 
 
 @pytest.fixture(scope="module")
-def two_versions():
-    server = start_server(parse_model_config(TWO_VERSION_CONFIG))
+def two_versions(testdata):
+    config = TWO_VERSION_CONFIG.format(testdata / "saved_model_half_plus_two_2_versions")
+    server = start_server(parse_model_config(config))
     yield server
     server.stop()
 
@@ -144,15 +189,15 @@ def test_two_versions_latest_is_124_and_123_on_request(two_versions, transport):
 
 
 def test_two_versions_metadata_of_123_equals_tf_serving(two_versions):
-    expected = json.loads((TESTDATA / "saved_model_half_plus_two_2_versions_metadata.json").read_text())
+    expected = expected_metadata("saved_model_half_plus_two_2_versions", 123)
     got = _get(f"{two_versions.rest_url}/v1/models/saved_model_half_plus_two_2_versions/versions/123/metadata")
     assert got == expected
 
 
-def test_latest_policy_serves_only_the_highest_version():
+def test_latest_policy_serves_only_the_highest_version(testdata):
     from genimg_serving.configs import single_model
 
-    server = start_server(single_model("m", TWO_VERSIONS), rest_port=None)
+    server = start_server(single_model("m", testdata / "saved_model_half_plus_two_2_versions"), rest_port=None)
     try:
         with Client(server.target) as client:
             assert [s.version for s in client.status("m")] == [124]

@@ -39,6 +39,9 @@ class ModelServer:
         batching: server-side batching (TF Serving's --enable_batching), e.g.
             ``read_batching_parameters("out/serving/batching_parameters.txt")``
             or ``BatchingOptions()`` for TF Serving's defaults; None: off.
+        tensor_content: write Predict replies' numbers as ``tensor_content``
+            (TF Serving's --enable_serialization_as_tensor_content); by default
+            they go in the typed fields (``float_val`` ...), as TF Serving's do.
 
     Example:
         >>> with ModelServer(single_model("srgan", "out/serving/srgan"), grpc_port=0) as s:
@@ -50,7 +53,7 @@ class ModelServer:
                  config_file: Path | None = None, max_message_bytes: int = MAX_MESSAGE_BYTES,
                  max_in_flight: int = MAX_IN_FLIGHT, tls_cert=None, tls_key=None,
                  auth_token: str | None = None, warmup: bool = True, max_pixels: int | None = MAX_PIXELS,
-                 batching: BatchingOptions | None = None):
+                 batching: BatchingOptions | None = None, tensor_content: bool = False):
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
         self.host, self.poll_seconds, self.config_file = host, poll_seconds, config_file
@@ -59,7 +62,8 @@ class ModelServer:
         self.tls = (Path(tls_cert), Path(tls_key)) if tls_cert else None
         self._ports = (grpc_port, rest_port)
         self.manager = ModelManager(configs, warmup=warmup, max_pixels=max_pixels,
-                                    batcher=Batcher(batching) if batching else None)
+                                    batcher=Batcher(batching) if batching else None,
+                                    tensor_content=tensor_content)
         self.metrics = Metrics(self.manager.batcher)
         self.grpc_port = self.rest_port = None
         self._grpc = self._rest = None

@@ -9,13 +9,13 @@ from concurrent import futures
 
 import grpc
 
-from genimg_serving.errors import ServingError, UnimplementedError
+from genimg_serving.errors import ServingError
 from genimg_serving.protos import (
     model_management_pb2,
     model_service_pb2_grpc,
     prediction_service_pb2_grpc,
 )
-from genimg_serving.server import handlers
+from genimg_serving.server import handlers, inference
 
 log = logging.getLogger("genimg_serving")
 
@@ -52,21 +52,19 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     @_rpc
     def Classify(self, request, context):
-        raise UnimplementedError(_NOT_HERE.format("Classify"))
+        with self.metrics.track(request.model_spec.name, "Classify"):
+            return inference.classify(self.manager, request)
 
     @_rpc
     def Regress(self, request, context):
-        raise UnimplementedError(_NOT_HERE.format("Regress"))
+        with self.metrics.track(request.model_spec.name, "Regress"):
+            return inference.regress(self.manager, request)
 
     @_rpc
     def MultiInference(self, request, context):
-        raise UnimplementedError(_NOT_HERE.format("MultiInference"))
-
-
-_NOT_HERE = (
-    "{} is not implemented by the genimg-export local server (Predict is);"
-    " TensorFlow Serving implements it"
-)
+        name = request.tasks[0].model_spec.name if request.tasks else ""
+        with self.metrics.track(name, "MultiInference"):
+            return inference.multi_inference(self.manager, request)
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):

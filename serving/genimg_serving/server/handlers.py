@@ -29,6 +29,8 @@ _STATE = get_model_status_pb2.ModelVersionStatus.State
 
 def resolve(manager, model_spec):
     """The Servable a ModelSpec names (latest, a version, or a label)."""
+    if not model_spec.name:  # ServerCore::GetServableHandle's first check
+        raise InvalidArgumentError("ModelSpec has no name specified.")
     choice = model_spec.WhichOneof("version_choice")
     version = model_spec.version.value if choice == "version" else None
     label = model_spec.version_label if choice == "version_label" else None
@@ -43,11 +45,17 @@ def signature_name(model_spec) -> str:
 
 
 def predict(manager, request) -> predict_pb2.PredictResponse:
-    return predict_on(resolve(manager, request.model_spec), request, manager.max_pixels)
+    return predict_on(resolve(manager, request.model_spec), request, manager.max_pixels,
+                      manager.tensor_content)
 
 
-def predict_on(servable, request, max_pixels: int | None = None) -> predict_pb2.PredictResponse:
-    """Predict on a given Servable (also used to replay warmup requests)."""
+def predict_on(servable, request, max_pixels: int | None = None,
+               tensor_content: bool = False) -> predict_pb2.PredictResponse:
+    """Predict on a given Servable (also used to replay warmup requests).
+
+    Replies fill the typed fields (``float_val`` ...) as TF Serving does, or
+    ``tensor_content`` with its --enable_serialization_as_tensor_content.
+    """
     name = signature_name(request.model_spec)
     sig = servable.signature_def(name)
     check_input_names(sig, list(request.inputs))
@@ -63,7 +71,8 @@ def predict_on(servable, request, max_pixels: int | None = None) -> predict_pb2.
     response.model_spec.version.value = servable.version
     response.model_spec.signature_name = name
     for alias, value in outputs.items():
-        to_tensor_proto(value, sig.outputs[alias].dtype, out=response.outputs[alias])
+        to_tensor_proto(value, sig.outputs[alias].dtype, out=response.outputs[alias],
+                        content=tensor_content)
     return response
 
 
@@ -87,7 +96,12 @@ def check_input_names(sig, names: list[str]) -> None:
 
 def run_checked(servable, name: str, sig, arrays: dict, output_filter: list[str],
                 max_pixels: int | None = None) -> dict:
-    """Check dtypes, shapes, the pixel cap and the output filter, then run the signature."""
+    """Check dtypes, the pixel cap and the output filter, then run the signature.
+
+    Shapes are left to the runtime, as TF Serving leaves them (predict_util.cc
+    checks names and dtypes only): x of shape [3] for half_plus_two's [-1, 1]
+    is answered, and a shape the graph cannot take fails there, with TF's message.
+    """
     for alias, array in arrays.items():
         check_tensor(alias, array, sig.inputs[alias])
         check_pixels(alias, array, max_pixels)
@@ -107,23 +121,12 @@ def run_checked(servable, name: str, sig, arrays: dict, output_filter: list[str]
 
 
 def check_tensor(alias: str, array: np.ndarray, info) -> None:
-    """INVALID_ARGUMENT unless dtype and shape fit the signature's TensorInfo."""
+    """INVALID_ARGUMENT unless the dtype is the signature's."""
     sent = data_type(array.dtype)
     if sent != info.dtype:
         raise InvalidArgumentError(
             f"Expects input {alias} to be {dtype_name(info.dtype)} but"
             f" {dtype_name(sent)} is provided"
-        )
-    shape = info.tensor_shape
-    if shape.unknown_rank:
-        return
-    want = [d.size for d in shape.dim]
-    ok = len(want) == array.ndim and all(w < 0 or w == s for w, s in zip(want, array.shape))
-    if not ok:
-        shown = ",".join("?" if w < 0 else str(w) for w in want)
-        raise InvalidArgumentError(
-            f"input {alias} has shape [{','.join(map(str, array.shape))}] but the signature"
-            f" expects [{shown}] (? is any size)"
         )
 
 
@@ -177,10 +180,10 @@ def get_model_status(manager, request) -> get_model_status_pb2.GetModelStatusRes
     spec = request.model_spec
     name = spec.name
     states = manager.states(name)
-    choice = spec.WhichOneof("version_choice")
-    if choice is not None:
-        version = spec.version.value if choice == "version" else manager.label_version(
-            name, spec.version_label)
+    # A version label is ignored: TF Serving's get_model_status_impl.cc looks only
+    # at an explicit version and otherwise reports every version.
+    if spec.WhichOneof("version_choice") == "version":
+        version = spec.version.value
         if version not in states:
             raise NotFoundError(f"Could not find version {version} of model {name}")
         states = {version: states[version]}

@@ -11,6 +11,8 @@ available (availability-preserving).
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -22,7 +24,8 @@ from genimg_serving.server.servable import LoadError, Servable
 
 log = logging.getLogger("genimg_serving")
 
-RETRY_SECONDS = 30.0  # a version that failed to load is retried this often (or when it changes)
+INT64_MAX = 2**63 - 1
+_VERSION_NAME = re.compile(r"[0-9]+")  # ASCII digits only: "²".isdigit() is True, int("²") raises
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,32 @@ class VersionState:
 
 
 def list_versions(base_path: Path) -> dict[int, Path]:
-    """Numeric version directories that hold a SavedModel."""
+    """Numeric version directories that hold a SavedModel.
+
+    As TF Serving's file-system source (SimpleAtoi to int64), a name that is
+    not a number or does not fit an int64 is not a version: it is ignored.
+    """
     versions = {}
     for entry in sorted(base_path.iterdir()):
-        if entry.name.isdigit() and entry.is_dir() and (entry / "saved_model.pb").is_file():
+        if not _VERSION_NAME.fullmatch(entry.name) or int(entry.name) > INT64_MAX:
+            continue
+        if entry.is_dir() and (entry / "saved_model.pb").is_file():
             versions.setdefault(int(entry.name), entry)
     return versions
+
+
+def fingerprint(path: Path) -> tuple:
+    """Names, sizes and mtimes of every file under a version directory: it changes
+    while a version is still being copied in, and stays put once it is complete."""
+    seen = []
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.stat(os.path.join(root, name))
+            except OSError:  # removed while we looked: the next poll sees the change
+                continue
+            seen.append((os.path.relpath(os.path.join(root, name), path), st.st_size, st.st_mtime_ns))
+    return tuple(sorted(seen))
 
 
 def aspired(config: ModelConfig, on_disk: dict[int, Path]) -> dict[int, Path]:
@@ -58,12 +81,13 @@ class ModelManager:
     """Loads, serves and unloads versions; resolves requests to a Servable."""
 
     def __init__(self, configs: list[ModelConfig], warmup: bool = True, max_pixels: int | None = None,
-                 batcher=None):
+                 batcher=None, tensor_content: bool = False):
         self.warmup, self.max_pixels, self.batcher = warmup, max_pixels, batcher
+        self.tensor_content = tensor_content  # replies in tensor_content, not float_val ...
         self._configs = {c.name: c for c in configs}
         self._served: dict[str, dict[int, Servable]] = {}  # replaced, never mutated
         self._states: dict[str, dict[int, VersionState]] = {}
-        self._failed: dict[Path, tuple[float, float]] = {}  # path -> (mtime, when)
+        self._failed: dict[Path, tuple] = {}  # path -> fingerprint of the files that failed
         self._lock = threading.Lock()  # one reconciliation at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -141,9 +165,10 @@ class ModelManager:
         return new
 
     def _load(self, name: str, version: int, path: Path) -> Servable | None:
-        mtime = (path / "saved_model.pb").stat().st_mtime
-        failed = self._failed.get(path)
-        if failed and failed[0] == mtime and time.monotonic() - failed[1] < RETRY_SECONDS:
+        # A failed version is retried once its files change (a copy still in
+        # progress completes), not on a timer: the same broken files fail the same way.
+        files = fingerprint(path)
+        if self._failed.get(path) == files:
             return None
         self._set_state(name, version, VersionState("LOADING"))
         started = time.perf_counter()
@@ -151,7 +176,7 @@ class ModelManager:
             servable = Servable.load(name, version, path, warmup=self.warmup, batcher=self.batcher)
         except LoadError as e:
             log.error("loading %s version %d failed: %s", name, version, e)
-            self._failed[path] = (mtime, time.monotonic())
+            self._failed[path] = files
             self._set_state(name, version, VersionState("END", 2, str(e)))  # 2 = UNKNOWN
             return None
         self._failed.pop(path, None)
@@ -196,6 +221,8 @@ class ModelManager:
                     self.poll()
             except (OSError, ConfigError) as e:
                 log.error("poll failed, still serving the previous versions: %s", e)
+            except Exception:  # a bug must not end polling: new versions would never load
+                log.exception("poll failed, still serving the previous versions")
 
     def stop(self) -> None:
         self._stop.set()

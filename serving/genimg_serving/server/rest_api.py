@@ -19,12 +19,13 @@ from google.protobuf import json_format
 from genimg_serving import rest_json
 from genimg_serving.errors import InvalidArgumentError, ServingError, UnimplementedError
 from genimg_serving.protos import get_model_metadata_pb2, get_model_status_pb2, model_pb2
-from genimg_serving.server import handlers
+from genimg_serving.server import handlers, rest_inference
 from genimg_serving.signatures import SIGNATURE_DEF
 
 _VERSION = r"(?:/versions/(\d+)|/labels/([^/:]+))?"
-PREDICT_RE = re.compile(rf"/v1/models/([^/:]+){_VERSION}:(classify|regress|predict)", re.I)
-STATUS_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION}(?:/(metadata))?", re.I)
+# Case-sensitive, as TF Serving's path regex: ":PREDICT" is a malformed request.
+PREDICT_RE = re.compile(rf"/v1/models/([^/:]+){_VERSION}:(classify|regress|predict)")
+STATUS_RE = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION}(?:/(metadata))?")
 INT64_MAX = 2**63 - 1
 
 
@@ -40,11 +41,11 @@ def _dispatch(manager, metrics, method: str, path: str, body: bytes):
     m = PREDICT_RE.fullmatch(path) if method == "POST" else None
     if m:
         spec = _model_spec(*m.groups()[:3])
-        if m.group(4).lower() != "predict":
-            raise UnimplementedError(
-                f"{m.group(4)} is not implemented by the genimg-export local server (predict is)")
-        with metrics.track(spec.name, "Predict"):
-            return predict(manager, spec, body)
+        verb = m.group(4)
+        with metrics.track(spec.name, verb.capitalize()):
+            if verb == "predict":
+                return predict(manager, spec, body)
+            return rest_inference.classify_or_regress(manager, spec, _parse(body), verb)
     m = STATUS_RE.fullmatch(path) if method == "GET" else None
     if m:
         if not m.group(1):
@@ -94,12 +95,16 @@ def predict(manager, spec, body: bytes):
 
 
 def _parse(body: bytes) -> dict:
+    """The request's JSON object; text after it is ignored, as TF Serving ignores it."""
     if not body.strip():
         raise InvalidArgumentError("JSON Parse error: The document is empty")
     try:
-        doc = json.loads(body)
+        text = body.decode("utf-8")
+        doc, _ = json.JSONDecoder().raw_decode(text, len(text) - len(text.lstrip()))
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgumentError(f"JSON Parse error: {e}") from e
+    except RecursionError:
+        raise InvalidArgumentError("JSON Parse error: the document is nested too deeply") from None
     if not isinstance(doc, dict):
         raise InvalidArgumentError(f"JSON Value: {_short(doc)} Is not object")
     return doc
@@ -164,6 +169,8 @@ def _from_inputs(value, infos) -> dict[str, np.ndarray]:
 def _array(value, info, where: str) -> np.ndarray:
     try:
         return rest_json.to_array(value, info.dtype)
+    except rest_json.JsonTensorUnsupported as e:
+        raise UnimplementedError(str(e)) from e
     except rest_json.JsonTensorError as e:
         raise InvalidArgumentError(f"Failed to process {where}. Error: {e}") from e
 

@@ -1,7 +1,8 @@
 """One loaded version of one model: a SavedModel and its signatures.
 
-Loaded with ``tf.saved_model.load``; TF1-style SavedModels (TF Serving's
-half_plus_two) work too, since their signatures load as concrete functions.
+TF2 SavedModels load with ``tf.saved_model.load`` and run as concrete
+functions; TF1-style ones (no object graph: TF Serving's half_plus_two and
+half_plus_three) run in a Session, as TF Serving runs them (session_model.py).
 The SignatureDefs come straight from ``saved_model.pb``, so metadata is what
 TF Serving would report, field for field.
 """
@@ -17,8 +18,10 @@ from genimg_serving.errors import (
     FailedPreconditionError,
     InternalError,
     InvalidArgumentError,
+    ServingError,
     error_for,
 )
+from genimg_serving.server.session_model import SessionModel
 
 log = logging.getLogger("genimg_serving")
 
@@ -58,7 +61,7 @@ class Servable:
         # A plain dict: indexing a protobuf map inserts missing keys.
         self.signature_defs = dict(meta_graph.signature_def)
         self._loaded = loaded  # keeps the functions' variables alive
-        self._functions = dict(loaded.signatures)
+        self._functions = None if isinstance(loaded, SessionModel) else dict(loaded.signatures)
 
     @classmethod
     def load(cls, name: str, version: int, path: Path, warmup: bool = True, batcher=None) -> Servable:
@@ -66,7 +69,10 @@ class Servable:
 
         meta = read_meta_graph(path)
         try:
-            loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
+            if meta.object_graph_def.nodes:
+                loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
+            else:
+                loaded = SessionModel(path, [SERVE_TAG], dict(meta.signature_def))
         except Exception as e:
             raise LoadError(f"cannot load SavedModel {path}: {_first_line(e)}") from e
         servable = cls(name, version, path, meta, loaded, batcher)
@@ -95,17 +101,29 @@ class Servable:
         """Call a signature on these inputs in this thread."""
         import tensorflow as tf
 
-        fn = self._functions.get(signature)
-        if fn is None:
+        if signature not in self.signature_defs:
             raise FailedPreconditionError(f'Serving signature key "{signature}" not found.')
         try:
-            result = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+            result = self._call(signature, inputs)
+        except ServingError:
+            raise
         except tf.errors.OpError as e:
             raise error_for(e.error_code, _first_paragraph(e.message)) from e
         except (TypeError, ValueError) as e:
             raise InvalidArgumentError(_first_paragraph(str(e))) from e
         except Exception as e:
             raise InternalError(f"{type(e).__name__}: {_first_paragraph(str(e))}") from e
+        return result
+
+    def _call(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        if self._functions is None:
+            return self._loaded.run(signature, inputs)
+        fn = self._functions.get(signature)
+        if fn is None:  # a SignatureDef TF could not turn into a function
+            raise FailedPreconditionError(f'Serving signature key "{signature}" not found.')
+        result = fn(**{k: tf.constant(v) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in result.items()}
 
     def warmup(self) -> int:
