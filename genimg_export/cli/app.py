@@ -22,7 +22,7 @@ app = typer.Typer(
         "Train, export and verify image-generation models.\n\n"
         "Typical use: `genimg-export all --model srgan --out out/` writes a SavedModel"
         " for TF Serving, four TFLite files and two ONNX files;"
-        " `genimg-export parity --model srgan --artifacts out/` proves they compute"
+        " `genimg-export parity --model srgan --out out/` proves they compute"
         " what the Keras model computes."
     ),
 )
@@ -50,9 +50,50 @@ UnsafeOpt = Annotated[
 ]
 
 
+
+def _import_custom_objects(values: list[str] | None) -> list[str] | None:
+    """Import each --custom-objects file or module as the option is parsed, so that
+    every later load finds its layers registered (see zoo.keras_file)."""
+    from genimg_export.errors import GenimgError
+    from genimg_export.zoo.keras_file import import_custom_objects
+
+    for value in values or []:
+        try:
+            import_custom_objects(value)
+        except GenimgError as e:  # before the command runs: the same one red line as its errors
+            raise fail(str(e), e.exit_code) from None
+    return values
+
+
+CustomObjectsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--custom-objects",
+        callback=_import_custom_objects,
+        help="A Python file (my_layers.py) or importable module that registers your model's custom"
+        " layers (@keras.saving.register_keras_serializable); imported before the model loads."
+        " Repeatable. Safe mode stays on.",
+    ),
+]
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def renamed(value, old_value, old: str, new: str):
+    """The value of an option given under its new name ``new``, or under ``old``, a hidden
+    deprecated alias kept for users' scripts (one warning line on stderr).
+
+    Example: ``out = renamed(out, artifacts, "--artifacts", "--out")``.
+    """
+    if old_value is None:
+        return value
+    if value is not None:
+        raise fail(f"{old} is the old name of {new}: give {new} only")
+    typer.echo(f"warning: {old} is deprecated; use {new}", err=True)
+    return old_value
 
 
 def command(*args, **kwargs):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, command
+from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, command, renamed
 
 LOCAL_BACKENDS = "keras, saved_model, tflite, onnx"  # runners.BACKENDS without the servers, without importing it
 
@@ -16,11 +16,12 @@ LOCAL_BACKENDS = "keras, saved_model, tflite, onnx"  # runners.BACKENDS without 
 @command("bench")
 def bench(
     model: ModelOpt,
-    artifacts: Annotated[Path | None, typer.Option(help="Export directory (as written by `genimg-export all`).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Export directory (as written by `genimg-export all`).")] = None,
+    artifacts: Annotated[Path | None, typer.Option(hidden=True, help="Deprecated name of --out.")] = None,
     backends: Annotated[
         list[str] | None,
         typer.Option(help=f"Backends to time, comma-separated or repeated: {LOCAL_BACKENDS}."
-                     " Default: keras and every local backend found in --artifacts."),
+                     " Default: keras and every local backend found in --out."),
     ] = None,
     size: Annotated[str | None, typer.Option(help="HxW input size for models with dynamic H x W (default: the model's canonical size, e.g. 64x64).")] = None,
     batch: Annotated[int, typer.Option(help="Samples per call.")] = 1,
@@ -29,32 +30,34 @@ def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON (stable shape, for CI and benchmarks/).")] = None,
     signature: Annotated[str | None, typer.Option(help="Signature to time (default: serving_default).")] = None,
     concurrency: Annotated[int | None, typer.Option(
-        help="Serving mode: also measure the local server (started on loopback from --artifacts) under this many"
+        help="Serving mode: also measure the local server (started on loopback from --out) under this many"
              " concurrent gRPC clients: p50/p99, requests/s, overhead against in-process.")] = None,
     grpc_target: Annotated[str | None, typer.Option(help="Serving mode against an already running server at HOST:PORT.")] = None,
     batching_parameters_file: Annotated[Path | None, typer.Option(
         help="Serving mode: BatchingParameters for the batched local server that is compared with the"
-             " unbatched one (default: ARTIFACTS/serving/batching_parameters.txt).")] = None,
+             " unbatched one (default: OUT/serving/batching_parameters.txt).")] = None,
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
 ) -> None:
     """Time every backend on the same seeded batch: latency, images/s, memory, FLOPs and
     the fraction of this machine's measured GEMM peak, with the parity PSNR next to it.
 
-    Example: `genimg-export bench --model srgan --artifacts out/ --size 64x64 --threads 2 --json bench.json`
+    Example: `genimg-export bench --model srgan --out out/ --size 64x64 --threads 2 --json bench.json`
     """
     from genimg_export.bench.run import check_settings, parse_size, run_bench
     from genimg_export.cli.parity_commands import _split
     from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.errors import InvalidInputError
 
+    out = renamed(out, artifacts, "--artifacts", "--out")
     check_settings(batch, threads, runs, concurrency)
     if grpc_target is not None and concurrency is None:
         raise InvalidInputError("--grpc-target is for the serving mode: add --concurrency C (e.g. --concurrency 8)")
     if json_out is not None and json_out.is_dir():
         raise InvalidInputError(f"--json {json_out} is a directory; give a file name, e.g. {json_out}/bench.json")
     result = run_bench(
-        model, artifacts, _split(backends), size=parse_size(size), batch=batch, threads=threads, runs=runs,
+        model, out, _split(backends), size=parse_size(size), batch=batch, threads=threads, runs=runs,
         signature=signature, weights=weights, allow_unsafe=allow_unsafe, concurrency=concurrency,
         grpc_target=grpc_target, batching_parameters=batching_parameters_file,
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, command
+from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, command, renamed
 
 BACKEND_NAMES = "keras, saved_model, tflite, onnx, grpc, rest"  # runners.BACKENDS, without importing it
 
@@ -15,11 +15,12 @@ BACKEND_NAMES = "keras, saved_model, tflite, onnx, grpc, rest"  # runners.BACKEN
 @command("parity")
 def parity(
     model: ModelOpt,
-    artifacts: Annotated[Path | None, typer.Option(help="Export directory (as written by `genimg-export all`).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Export directory (as written by `genimg-export all`).")] = None,
+    artifacts: Annotated[Path | None, typer.Option(hidden=True, help="Deprecated name of --out.")] = None,
     backends: Annotated[
         list[str] | None,
         typer.Option(help=f"Backends to check, comma-separated or repeated: {BACKEND_NAMES}."
-                     " Default: keras and every local backend found in --artifacts."),
+                     " Default: keras and every local backend found in --out."),
     ] = None,
     samples: Annotated[int, typer.Option(help="Samples per input size (at least 8).")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
@@ -30,21 +31,29 @@ def parity(
     threads: Annotated[int | None, typer.Option(help="Threads for the tflite and onnx runners.")] = None,
     grpc_target: Annotated[str, typer.Option(help="HOST:PORT of the gRPC server (backend grpc).")] = "localhost:8500",
     rest_target: Annotated[str, typer.Option(help="HOST:PORT of the REST server (backend rest).")] = "localhost:8501",
+    tolerance: Annotated[
+        list[str] | None,
+        typer.Option(help="Override a variant's tolerance, repeatable: BACKEND/VARIANT=KEY:VALUE[,KEY:VALUE]"
+                     " with KEY psnr, ssim, max_abs (image outputs) or atol, rtol (other outputs);"
+                     " e.g. --tolerance tflite/int8=psnr:25. Recorded in --json."),
+    ] = None,
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
 ) -> None:
     """Check every exported artifact against the Keras model on the same seeded inputs.
 
     Prints one row per backend and output (max/mean abs error, PSNR, SSIM, fraction
     outside tolerance, verdict); exits 0 only when every row passes.
 
-    Example: `genimg-export parity --model srgan --artifacts out/ --report parity.png`
+    Example: `genimg-export parity --model srgan --out out/ --report parity.png`
     """
     from genimg_export.parity import inputs as parity_inputs, report as sheet
     from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.errors import CheckFailed
     from genimg_export.parity import run_parity
 
+    out = renamed(out, artifacts, "--artifacts", "--out")
     if report is not None:
         sheet.check_path(report)
     if threads is not None and threads < 1:
@@ -52,10 +61,11 @@ def parity(
 
         raise InvalidInputError(f"--threads must be at least 1, got {threads}")
     npz = parity_inputs.load_npz(samples_npz) if samples_npz is not None else None
+    overrides = _tolerances(tolerance)
     result = run_parity(
-        model, artifacts, _split(backends), samples=samples, seed=seed, npz=npz,
+        model, out, _split(backends), samples=samples, seed=seed, npz=npz,
         input_range=_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
-        servers={"grpc": grpc_target, "rest": rest_target},
+        servers={"grpc": grpc_target, "rest": rest_target}, tolerances=overrides,
     )
     _print(result)
     if json_out is not None:
@@ -75,6 +85,13 @@ def _split(backends: list[str] | None) -> list[str] | None:
     return [b.strip() for item in backends for b in item.split(",") if b.strip()]
 
 
+def _tolerances(items: list[str] | None) -> dict[str, dict]:
+    from genimg_export.artifacts.formats import default_tolerances
+    from genimg_export.parity.metrics import parse_tolerances
+
+    return parse_tolerances(items, [f"{b}/{v}" for b, v in default_tolerances()])
+
+
 def _range(text: str) -> tuple[float, float]:
     from genimg_export.errors import InvalidInputError
 
@@ -90,7 +107,8 @@ def _print(result) -> None:
     from rich.table import Table
 
     many = len({r.signature for r in result.rows}) > 1
-    table = Table(title=f"parity: {result.model} vs Keras ({result.samples} samples per size"
+    reference = "SavedModel" if result.reference == "saved_model" else "Keras"
+    table = Table(title=f"parity: {result.model} vs {reference} ({result.samples} samples per size"
                   + (f", sizes {', '.join('x'.join(map(str, s)) for s in result.sizes)})" if result.sizes else ")"))
     for col in ["backend", "variant", *(["signature"] if many else []), "output", "shape", "max abs",
                 "mean abs", "PSNR dB", "SSIM", "outside", "verdict"]:
@@ -98,7 +116,8 @@ def _print(result) -> None:
     for r in result.rows:
         verdict = "[green]pass[/]" if r.passed else f"[red]FAIL[/] {r.reason}"
         table.add_row(
-            r.backend, r.variant or "-", *([r.signature] if many else []), r.output,
+            f"{reference} (reference)" if r.backend == "keras" else r.backend, r.variant or "-",
+            *([r.signature] if many else []), r.output,
             "-" if not r.ran else "ok" if r.shape_ok and r.dtype_ok else "[red]mismatch[/]",
             _num(r.max_abs, ".2e"), _num(r.mean_abs, ".2e"), _num(r.psnr_db, ".1f"), _num(r.ssim, ".4f"),
             _num(r.frac_outside, ".2%"), verdict,

@@ -3,8 +3,10 @@
 Where they come from, first match wins:
 1. ``--samples-npz`` (keys = input names), as given;
 2. a zoo model's own ``spec.sample_inputs`` (real data where the task has it);
-3. for a user's model, the calibration data recorded with the export;
-4. else uniform random values in ``--input-range``.
+3. for a user's model, the calibration data recorded with the export
+   (images resized to each checked size);
+4. else uniform random values: image inputs in ``--input-range``, other
+   inputs (class vectors, latents) in [-1, 1] unless their range is declared.
 
 Models with dynamic H x W are checked at two sizes, one of them non-square,
 both multiples of ``spec.spatial_multiple``; an export made at a fixed size is
@@ -99,7 +101,7 @@ class InputPlan:
         if self.spec.source is None:
             return self.spec.sample_inputs(self.samples, self.seed, signature, size)
         if self.recorded is not None and all(t.name in self.recorded for t in sig.inputs):
-            return {t.name: np.asarray(self.recorded[t.name])[: self.samples] for t in sig.inputs}
+            return {t.name: _at_size(t, np.asarray(self.recorded[t.name])[: self.samples], size) for t in sig.inputs}
         rng = np.random.default_rng(self.seed)
         return {t.name: _random(t, self.samples, size, self.input_range, rng) for t in sig.inputs}
 
@@ -140,7 +142,18 @@ def _random(tensor, n: int, size, input_range, rng) -> np.ndarray:
         raise InvalidInputError(
             f"input '{tensor.name}' has dynamic dims {tensor.shape}; pass --samples-npz with arrays of the sizes to check"
         )
-    lo, hi = tensor.value_range or input_range
+    # --input-range is the range of image inputs; class vectors and latents keep [-1, 1]
+    lo, hi = tensor.value_range or (input_range if tensor.is_image else (-1.0, 1.0))
     if np.issubdtype(np.dtype(tensor.dtype), np.integer):
         return rng.integers(max(int(lo), 0), max(int(hi), 0) + 1, size=(n, *dims)).astype(tensor.dtype)
     return rng.uniform(lo, hi, size=(n, *dims)).astype(tensor.dtype)
+
+
+def _at_size(tensor, values: np.ndarray, size) -> np.ndarray:
+    """Recorded images resized to the size being checked (a fixed-size export's
+    own size, or the two checked sizes); other inputs as they are."""
+    if size is None or not tensor.dynamic_spatial or tuple(values.shape[1:3]) == tuple(size):
+        return values
+    rows = np.arange(size[0]) * values.shape[1] // size[0]  # nearest neighbour: keeps the value range
+    cols = np.arange(size[1]) * values.shape[2] // size[1]
+    return np.ascontiguousarray(values[:, rows][:, :, cols])

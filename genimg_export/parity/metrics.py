@@ -6,7 +6,8 @@ the values are meant to lie in (2 for images in [-1, 1]).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -81,3 +82,132 @@ def data_range_of(value_range, reference: np.ndarray) -> float:
         return float(value_range[1] - value_range[0])
     ref = np.asarray(reference)
     return max(float(ref.max() - ref.min()), 1e-6) if ref.size else 1.0
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The rule one output was judged by; written into every ``--json`` row.
+
+    ``rule`` is "image" for image outputs (H x W x 1|3): max abs, PSNR and SSIM
+    over ``data_range``, the width of the declared value range (else of the
+    reference's values, ``range_from`` says which); a spec's ``max_abs`` is per
+    [-1, 1] (DESIGN.md) and scales with the range. It is "abs_rel" for every
+    other output (scores, masks of another shape, latents, vectors):
+    ``max |out - ref| <= atol + rtol * max |ref|``, where a PSNR floor p gives
+    atol = rtol = 10**(-p/20) and a ``max_abs`` m gives atol = rtol = m.
+    """
+
+    rule: str
+    source: str  # "spec" or "--tolerance"
+    data_range: float | None = None
+    range_from: str | None = None
+    max_abs: float | None = None
+    min_psnr_db: float | None = None
+    min_ssim: float | None = None
+    atol: float | None = None
+    rtol: float | None = None
+
+    def allowed(self, peak: float) -> float | None:
+        """The per-value error bound (for ``frac_outside``)."""
+        if self.rule == "abs_rel":
+            return self.atol + self.rtol * peak
+        if self.max_abs is not None:
+            return self.max_abs
+        return allowed_error(None, self.min_psnr_db, self.data_range)
+
+    def reasons(self, cmp: Comparison, peak: float) -> list[str]:
+        """Why ``cmp`` fails this threshold (empty when it passes)."""
+        if self.rule == "abs_rel":
+            bound = self.atol + self.rtol * peak
+            if cmp.max_abs <= bound:
+                return []
+            return [f"max abs {cmp.max_abs:.3g} > atol {self.atol:.3g} + rtol {self.rtol:.3g} x max|ref| {peak:.3g}"]
+        reasons = []
+        if self.max_abs is not None and not cmp.max_abs <= self.max_abs:
+            reasons.append(f"max abs {cmp.max_abs:.3g} > {self.max_abs:.3g}")
+        if self.min_psnr_db is not None and not cmp.psnr_db >= self.min_psnr_db:
+            reasons.append(
+                f"PSNR {cmp.psnr_db:.1f} dB < {self.min_psnr_db:g} dB (over a range of {self.data_range:.4g})")
+        if self.min_ssim is not None and (cmp.ssim is None or not cmp.ssim >= self.min_ssim):
+            reasons.append(f"SSIM {cmp.ssim} < {self.min_ssim:g}")
+        return reasons
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+TOLERANCE_KEYS = {"max_abs": "max_abs", "psnr": "min_psnr_db", "ssim": "min_ssim", "atol": "atol", "rtol": "rtol"}
+
+
+def threshold_for(tensor, tol, override: dict | None, reference: np.ndarray) -> Threshold | None:
+    """The threshold of one output: ``override`` (parsed ``--tolerance`` values) if
+    given, else the spec's Tolerance ``tol``; None when there is neither."""
+    if override is None and tol is None:
+        return None
+    bounds = dict(override) if override is not None else {
+        "max_abs": tol.max_abs, "min_psnr_db": tol.min_psnr_db, "min_ssim": tol.min_ssim}
+    source = "--tolerance" if override is not None else "spec"
+    if tensor.is_image:
+        data_range = data_range_of(tensor.value_range, reference)
+        max_abs = bounds.get("max_abs")
+        if max_abs is not None and override is None:
+            max_abs *= data_range / 2.0  # the house max_abs is per [-1, 1]
+        return Threshold("image", source, data_range, "declared" if tensor.value_range else "reference spread",
+                         max_abs, bounds.get("min_psnr_db"), bounds.get("min_ssim"))
+    base = bounds.get("max_abs")
+    if base is None and bounds.get("min_psnr_db") is not None:
+        base = 10.0 ** (-bounds["min_psnr_db"] / 20.0)
+    atol = bounds.get("atol", base if base is not None else 0.0)
+    rtol = bounds.get("rtol", base if base is not None else 0.0)
+    return Threshold("abs_rel", source, atol=atol, rtol=rtol)
+
+
+def peak(references: list[np.ndarray]) -> float:
+    """max |reference| over all batches (0 when empty)."""
+    values = [float(np.max(np.abs(r))) for r in references if np.size(r)]
+    return max(values, default=0.0)
+
+
+def parse_tolerances(items: list[str] | None, labels: list[str]) -> dict[str, dict]:
+    """``--tolerance LABEL=KEY:VALUE[,KEY:VALUE]`` options -> {label: {bound: value}}.
+
+    ``labels`` are the known backend/variant labels (e.g. tflite/int8). Keys:
+    psnr (dB floor), ssim (floor), max_abs, atol and rtol (for non-image outputs).
+
+    >>> parse_tolerances(["tflite/int8=psnr:25,ssim:0.9"], ["tflite/int8"])
+    {'tflite/int8': {'min_psnr_db': 25.0, 'min_ssim': 0.9}}
+    """
+    from genimg_export.errors import InvalidInputError, did_you_mean
+
+    example = "e.g. --tolerance tflite/int8=psnr:25 or --tolerance onnx/fp32=max_abs:1e-3,atol:1e-3"
+    table: dict[str, dict] = {}
+    for item in items or []:
+        label, sep, spec = item.partition("=")
+        label = label.strip()
+        if not sep or not spec.strip():
+            raise InvalidInputError(f"--tolerance '{item}' must be BACKEND/VARIANT=KEY:VALUE[,KEY:VALUE] ({example})")
+        if label not in labels:
+            raise InvalidInputError(
+                f"--tolerance '{item}': no variant '{label}'{did_you_mean(label, labels)}; known: {', '.join(labels)}")
+        table[label] = _bounds(item, spec, example)
+    return table
+
+
+def _bounds(item: str, spec: str, example: str) -> dict:
+    from genimg_export.errors import InvalidInputError
+
+    bounds = {}
+    for part in spec.split(","):
+        key, sep, value = part.strip().partition(":")
+        if key not in TOLERANCE_KEYS or not sep:
+            raise InvalidInputError(
+                f"--tolerance '{item}': '{part.strip()}' is not KEY:VALUE with KEY one of"
+                f" {', '.join(TOLERANCE_KEYS)} ({example})")
+        try:
+            number = float(value)
+        except ValueError:
+            raise InvalidInputError(f"--tolerance '{item}': '{value}' is not a number ({example})") from None
+        if not math.isfinite(number) or number < 0:
+            raise InvalidInputError(f"--tolerance '{item}': {key} must be a finite number >= 0, got {value}")
+        bounds[TOLERANCE_KEYS[key]] = number
+    return bounds

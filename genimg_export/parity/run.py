@@ -23,7 +23,7 @@ from genimg_export.parity import metrics, task as parity_task
 from genimg_export.parity.inputs import InputPlan
 from genimg_export.runners import open_runner
 from genimg_export.artifacts.target import Target
-from genimg_export.artifacts.formats import FP32, Tolerance, runner_options
+from genimg_export.artifacts.formats import FP32, runner_options
 
 BATCH = 4  # samples per runner call: > 1, so batch handling is checked too
 PICTURES = 3  # samples kept per target for the contact sheet
@@ -46,6 +46,7 @@ class Row:
     signature: str = "serving_default"
     dtype_ok: bool = True
     frac_outside: float | None = None
+    threshold: dict | None = None  # the rule applied (metrics.Threshold.to_json)
     ran: bool = True  # False when the backend could not be opened or run (not in the JSON)
 
     @property
@@ -67,6 +68,8 @@ class Result:
     task_metric: dict | None = None
     notes: list[str] = field(default_factory=list)
     pictures: dict = field(default_factory=dict)
+    reference: str = "keras"  # what the rows are compared with: "keras" or "saved_model" (a user's SavedModel)
+    tolerance_overrides: dict = field(default_factory=dict)  # parsed --tolerance values by label
 
     @property
     def passed(self) -> bool:
@@ -75,12 +78,14 @@ class Result:
     def to_json(self) -> dict:
         return {
             "model": self.model,
+            "reference": self.reference,
             "passed": self.passed,
             "rows": [r.to_json() for r in self.rows],
             "samples": self.samples,
             "sizes": self.sizes,
             "task_metric": self.task_metric,
             "notes": self.notes,
+            "tolerance_overrides": self.tolerance_overrides,
         }
 
 
@@ -88,6 +93,7 @@ def run_parity(
     model: str, artifacts: Path | None, backends: list[str] | None = None, *, samples: int = 8, seed: int = 0,
     npz: dict | None = None, input_range=(-1.0, 1.0), threads: int | None = None, weights=None,
     allow_unsafe: bool = False, servers: dict[str, str] | None = None, keras_model=None,
+    tolerances: dict[str, dict] | None = None,
 ) -> Result:
     """Everything ``genimg-export parity`` does before printing: resolve the model,
     find the targets, make the inputs, check.
@@ -96,6 +102,7 @@ def run_parity(
         model: zoo name or path to a user's model.
         backends: None means keras plus every local backend found in ``artifacts``.
         keras_model: the reference model, if already loaded (else from ``weights``).
+        tolerances: overrides by label (``metrics.parse_tolerances`` of ``--tolerance``).
     """
     from genimg_export.runners.discover import discover, local_backends
     from genimg_export.zoo import loading
@@ -109,7 +116,7 @@ def run_parity(
     if keras_model is None:
         keras_model = loading.load_model(spec, weights, allow_unsafe)
     options = {t.backend: runner_options(t.backend, threads) for t in targets}
-    result = check(spec, keras_model, targets, plan, options)
+    result = check(spec, keras_model, targets, plan, options, tolerances)
     result.notes += _source_notes(spec, keras_model, targets)
     return result
 
@@ -145,14 +152,16 @@ def _recorded(spec, artifacts: Path | None) -> dict | None:
     return None
 
 
-def check(spec, keras_model, targets: list[Target], plan: InputPlan, options: dict | None = None) -> Result:
+def check(spec, keras_model, targets: list[Target], plan: InputPlan, options: dict | None = None,
+          tolerances: dict[str, dict] | None = None) -> Result:
     """Run every target on the plan's inputs and compare with the Keras model.
 
     Args:
         options: runner options by backend, e.g. {"tflite": {"num_threads": 2}}.
     """
     reference = _Reference(spec, keras_model)
-    result = Result(spec.name, [], plan.samples, plan.describe_sizes())
+    result = Result(spec.name, [], plan.samples, plan.describe_sizes(), reference=reference_kind(spec),
+                    tolerance_overrides=dict(tolerances or {}))
     task = parity_task.for_spec(spec) if plan.npz is None else None
     if task is not None and any(parity_task.applies_to(t.backend, t.variant) for t in targets):
         result.task_metric = {"name": task.name, "keras": reference.task_score(task, None), "rows": []}
@@ -208,7 +217,8 @@ def _check_target(spec, target: Target, plan: InputPlan, reference: _Reference, 
         i = sizes.index(first) if first in sizes else 0  # a fixed-size export: its own size
         _keep_pictures(result, sig, target.label, plan, sizes[i],
                        {k: v[i] for k, v in refs.items()}, {k: v[i] for k, v in outs.items()})
-    return [_row(spec, target, t, refs[t.name], outs[t.name]) for t in sig.outputs]
+    override = result.tolerance_overrides.get(target.label)
+    return [_row(spec, target, t, refs[t.name], outs[t.name], override) for t in sig.outputs]
 
 
 def _task_score(result: Result, target: Target, runner, spec, reference: _Reference) -> None:
@@ -246,8 +256,8 @@ def _batched(runner, inputs: dict[str, np.ndarray], batch: int) -> dict[str, np.
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _row(spec, target: Target, tensor, refs: list, outs: list) -> Row:
-    """Compare one output over all sizes and decide the verdict."""
+def _row(spec, target: Target, tensor, refs: list, outs: list, override: dict | None = None) -> Row:
+    """Compare one output over all sizes and decide the verdict (``override``: ``--tolerance`` bounds)."""
     tol = FP32 if target.backend == "keras" else spec.tolerances.get((target.backend, target.variant))
     reasons = []
     if any(o is None for o in outs):
@@ -264,28 +274,28 @@ def _row(spec, target: Target, tensor, refs: list, outs: list) -> Row:
         reasons.append(f"{nonfinite} NaN/Inf values")
     if not dtype_ok:
         reasons.append(f"dtype {outs[0].dtype}, expected {tensor.dtype}")
-    data_range = metrics.data_range_of(tensor.value_range, np.concatenate([np.ravel(r) for r in refs]))
-    allowed = metrics.allowed_error(tol.max_abs, tol.min_psnr_db, data_range) if tol else None
+    reference = np.concatenate([np.ravel(r) for r in refs])
+    threshold = metrics.threshold_for(tensor, tol, override, reference)
+    peak = metrics.peak(refs)
+    data_range = threshold.data_range if threshold and threshold.data_range else metrics.data_range_of(None, reference)
+    allowed = threshold.allowed(peak) if threshold else None
     cmp = metrics.compare(refs, [np.nan_to_num(o, nan=1e6) for o in outs], data_range, allowed, tensor.is_image)
-    reasons += _tolerance_reasons(spec, target, tol, cmp)
+    if threshold is None:
+        reasons.append(f"no tolerance for {target.label} in the spec of '{spec.name}'"
+                       f" (add one to its tolerances, or pass --tolerance {target.label}=...)")
+    else:
+        reasons += threshold.reasons(cmp, peak)
     return Row(
         target.backend, target.variant, tensor.name, True, cmp.max_abs, cmp.mean_abs, cmp.psnr_db, cmp.ssim,
         passed=not reasons, reason="; ".join(reasons) or None, signature=target.signature,
-        dtype_ok=dtype_ok, frac_outside=cmp.frac_outside,
+        dtype_ok=dtype_ok, frac_outside=cmp.frac_outside, threshold=threshold.to_json() if threshold else None,
     )
 
 
-def _tolerance_reasons(spec, target: Target, tol: Tolerance | None, cmp: metrics.Comparison) -> list[str]:
-    if tol is None:
-        return [f"no tolerance for {target.label} in the spec of '{spec.name}' (add one to its tolerances)"]
-    reasons = []
-    if tol.max_abs is not None and not cmp.max_abs <= tol.max_abs:
-        reasons.append(f"max abs {cmp.max_abs:.3g} > {tol.max_abs:g}")
-    if tol.min_psnr_db is not None and not cmp.psnr_db >= tol.min_psnr_db:
-        reasons.append(f"PSNR {cmp.psnr_db:.1f} dB < {tol.min_psnr_db:g} dB")
-    if tol.min_ssim is not None and (cmp.ssim is None or not cmp.ssim >= tol.min_ssim):
-        reasons.append(f"SSIM {cmp.ssim} < {tol.min_ssim:g}")
-    return reasons
+def reference_kind(spec) -> str:
+    """What parity compares with: "saved_model" for a user's SavedModel directory, else "keras"."""
+    source = spec.source
+    return "saved_model" if source is not None and Path(source).is_dir() else "keras"
 
 
 def _failed(target: Target, output: str, reason: str, ran: bool = True) -> Row:
@@ -294,18 +304,15 @@ def _failed(target: Target, output: str, reason: str, ran: bool = True) -> Row:
 
 
 def _keep_pictures(result: Result, sig, label: str, plan: InputPlan, size, refs: dict, outs: dict) -> None:
-    """Keep the first few samples of the first image output, with the reference
-    at the same size (a fixed-size export is drawn at its own size)."""
-    image = next((t for t in sig.outputs if t.is_image), None)
-    if image is None:
-        return
-    pics = result.pictures
-    ref, out = refs[image.name][:PICTURES], outs[image.name]
-    if "reference" not in pics:
-        pics.update(output=image.name, reference=ref, outputs={}, size=size)
-        pics["input"] = plan.image_input(sig, size, PICTURES)
-    if out is not None and out.shape[1:] == refs[image.name].shape[1:]:
-        pics["outputs"][label] = {"reference": ref, "output": out[:PICTURES], "size": size}
+    """Keep the first few samples of every output, with the reference at the same
+    size (a fixed-size export is drawn at its own size)."""
+    for tensor in sig.outputs:
+        pics = result.pictures.setdefault(tensor.name, {})
+        ref, out = refs[tensor.name][:PICTURES], outs[tensor.name]
+        if "reference" not in pics:
+            pics.update(reference=ref, rows={}, size=size, input=plan.image_input(sig, size, PICTURES))
+        if out is not None and out.shape[1:] == refs[tensor.name].shape[1:]:
+            pics["rows"][label] = {"reference": ref, "output": out[:PICTURES], "size": size}
 
 
 def _describe(e: BaseException) -> str:

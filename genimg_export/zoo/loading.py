@@ -6,15 +6,22 @@ from pathlib import Path
 
 from genimg_export.errors import NotFoundError
 from genimg_export.zoo import registry
-from genimg_export.zoo.keras_file import load_keras
+from genimg_export.zoo.keras_file import import_custom_objects, load_keras
 from genimg_export.zoo.spec import ModelSpec
+
 
 def looks_like_path(model: str) -> bool:
     return model.endswith(".keras") or "/" in model or "\\" in model or Path(model).exists()
 
 
-def get_spec(model: str, allow_unsafe: bool = False) -> ModelSpec:
-    """A zoo spec by name, or a spec read from a user's .keras file / SavedModel."""
+def get_spec(model: str, allow_unsafe: bool = False, custom_objects: list[str] | None = None) -> ModelSpec:
+    """A zoo spec by name, or a spec read from a user's .keras file / SavedModel.
+
+    ``custom_objects``: files or modules to import first (they register the
+    model's custom layers); recorded in a user spec's ``extra["custom_objects"]``.
+    """
+    for ref in custom_objects or []:
+        import_custom_objects(ref)
     if not looks_like_path(model):
         return registry.get(model)
     from genimg_export.zoo import user

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from genimg_export.errors import InvalidInputError, NotFoundError, first_line
-from genimg_export.zoo.keras_file import load_keras
+from genimg_export.zoo.keras_file import imported_custom_objects, load_keras
 from genimg_export.zoo.spec import STANDARD_TOLERANCES, ModelSpec, Signature, TensorSpec
 
 CANONICAL = (64, 64)
@@ -60,7 +60,7 @@ def _spec(path: Path, model, signatures: tuple[Signature, ...]) -> ModelSpec:
         calibration_inputs=None,
         tolerances=dict(STANDARD_TOLERANCES),
         source=path,
-        extra={"model": model, "source_sha256": sha256_path(path)},
+        extra={"model": model, "source_sha256": sha256_path(path), "custom_objects": imported_custom_objects()},
     )
     if spec.dynamic_spatial:
         multiple, scale = probe_spatial(spec, model)
@@ -89,9 +89,20 @@ def _keras_signature(model) -> Signature:
     names = getattr(model, "output_names", None) or [t.name for t in model.outputs]
     used = set()
     outputs = tuple(
-        TensorSpec(_clean(n, "output", used), str(t.dtype), tuple(t.shape[1:])) for n, t in zip(names, model.outputs)
+        TensorSpec(_clean(n, "output", used), str(t.dtype), tuple(t.shape[1:]), _activation_range(t))
+        for n, t in zip(names, model.outputs)
     )
     return Signature("serving_default", inputs, outputs)
+
+
+# Outputs whose last layer bounds them declare that range (parity compares images over it)
+BOUNDED = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+
+
+def _activation_range(tensor) -> tuple[float, float] | None:
+    history = getattr(tensor, "_keras_history", None)
+    layer = history[0] if history else None
+    return BOUNDED.get(getattr(getattr(layer, "activation", None), "__name__", None))
 
 
 class SavedModelFunctions:

@@ -1,0 +1,1 @@
+"""Conformance zoo: well-known architectures built from their papers, through every export."""
