@@ -31,7 +31,7 @@ def cli(*args: str) -> None:
 def run(out: Path) -> None:
     for name in MODELS:
         cli("all", "--model", name, "--out", str(out))
-        cli("parity", "--model", name, "--artifacts", str(out), "--json", str(out / f"parity.{name}.json"),
+        cli("parity", "--model", name, "--out", str(out), "--json", str(out / f"parity.{name}.json"),
             "--report", str(out / f"parity.{name}.png"))
         cli("evaluate", "--model", name, "--json", str(out / f"quality.{name}.json"))
 

@@ -11,7 +11,7 @@ from genimg_export.errors import InvalidInputError
 from genimg_export.zoo.spec import ModelSpec
 
 
-def generate(spec: ModelSpec, model, output: Path, image: Path | None, count: int, label: int | None,
+def generate(spec: ModelSpec, model, output: Path, image: Path | None, count: int, class_id: int | None,
              seed: int, out_dir: Path | None) -> list[Path]:
     """Write a sample grid (generators) or the transformed image; return the paths written."""
     sig = spec.default_signature
@@ -24,12 +24,12 @@ def generate(spec: ModelSpec, model, output: Path, image: Path | None, count: in
     if count <= 0:
         raise InvalidInputError(f"--count must be at least 1, got {count}")
     inputs = spec.sample_inputs(count, seed)
-    if label is not None:
-        if "label" not in inputs:
-            raise InvalidInputError(f"--label applies to the conditional model (cgan), not '{spec.name}'")
-        if not 0 <= label <= 9:
-            raise InvalidInputError(f"--label must be a digit class 0-9, got {label}")
-        inputs["label"] = np.full(count, label, np.int32)
+    if class_id is not None:
+        if "label" not in inputs:  # cgan's input tensor is named "label"
+            raise InvalidInputError(f"--class-id applies to the conditional model (cgan), not '{spec.name}'")
+        if not 0 <= class_id <= 9:
+            raise InvalidInputError(f"--class-id must be a digit class 0-9, got {class_id}")
+        inputs["label"] = np.full(count, class_id, np.int32)
     images = np.asarray(sig.call(model, inputs)[sig.outputs[0].name])
     return _write_samples(images, inputs.get("label"), output, out_dir)
 

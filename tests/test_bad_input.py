@@ -130,7 +130,7 @@ TFLITE = ["tflite", "--out", "{out}", "--quantize", "fp32", "--model"]
 INT8 = ["tflite", "--out", "{out}", "--quantize", "int8", "--model", "{d}/tiny.keras"]
 PARITY = ["parity", "--json", "{out}/rows.json", "--model"]
 TINY_PARITY = [*PARITY, "{d}/tiny.keras"]
-GENERATE = ["generate", "--model", "{d}/tiny.keras", "-o", "{out}/o.png", "--input"]
+GENERATE = ["generate", "--model", "{d}/tiny.keras", "--output", "{out}/o.png", "--input"]
 EXPORT_ROWS = [
     ("tflite truncated .keras", [*TFLITE, "{d}/trunc.keras"], 2, "not a zip archive; truncated?"),
     ("tflite .keras with damaged members", [*TFLITE, "{d}/crc.keras"], 2, "not a valid .keras file (Bad CRC-32"),
@@ -158,10 +158,10 @@ EXPORT_ROWS = [
      "is not a readable .npz file"),
     ("parity threads 0", [*TINY_PARITY, "--threads", "0"], 2, "--threads must be at least 1, got 0"),
     ("parity truncated .tflite artifact",
-     ["parity", "--model", "{d}/tiny.keras", "--artifacts", "{d}/broken_artifacts", "--backends", "tflite"], 1,
+     ["parity", "--model", "{d}/tiny.keras", "--out", "{d}/broken_artifacts", "--backends", "tflite"], 1,
      "tiny.fp32.tflite is truncated or corrupt"),
     ("parity corrupt .onnx artifact",
-     ["parity", "--model", "{d}/tiny.keras", "--artifacts", "{d}/broken_artifacts", "--backends", "onnx"], 1,
+     ["parity", "--model", "{d}/tiny.keras", "--out", "{d}/broken_artifacts", "--backends", "onnx"], 1,
      "onnxruntime cannot load"),
     ("info truncated .tflite", ["info", "{d}/cut.tflite"], 2, "is truncated or corrupt"),
     ("info corrupt .onnx", ["info", "{d}/corrupt.onnx"], 2, "is not a readable ONNX file"),

@@ -36,7 +36,7 @@ def user_export(tmp_path_factory):
 
 def test_bench_writes_the_stable_json_shape(user_export, cli, tmp_path):
     path, out = user_export
-    result = cli("bench", "--model", path, "--artifacts", out, "--size", "16x24", "--runs", "2",
+    result = cli("bench", "--model", path, "--out", out, "--size", "16x24", "--runs", "2",
                  "--threads", "1", "--json", tmp_path / "b.json")
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "b.json").read_text())
@@ -61,7 +61,7 @@ def test_bench_writes_the_stable_json_shape(user_export, cli, tmp_path):
 
 def test_bench_batch_counts_images(user_export, cli, tmp_path):
     path, out = user_export
-    result = cli("bench", "--model", path, "--artifacts", out, "--backends", "onnx", "--batch", "3",
+    result = cli("bench", "--model", path, "--out", out, "--backends", "onnx", "--batch", "3",
                  "--size", "8x8", "--runs", "2", "--json", tmp_path / "b.json")
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "b.json").read_text())
@@ -71,7 +71,7 @@ def test_bench_batch_counts_images(user_export, cli, tmp_path):
 
 def test_serving_mode_measures_the_local_server(user_export, cli, tmp_path):
     path, out = user_export
-    result = cli("bench", "--model", path, "--artifacts", out, "--backends", "saved_model", "--size", "8x8",
+    result = cli("bench", "--model", path, "--out", out, "--backends", "saved_model", "--size", "8x8",
                  "--runs", "3", "--threads", "1", "--concurrency", "2", "--json", tmp_path / "b.json")
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "b.json").read_text())
@@ -143,7 +143,7 @@ def test_fraction_of_peak_uses_the_int8_peak_for_integer_variants():
 ])
 def test_bad_settings_give_one_clear_line(user_export, cli, args, message, tmp_path):
     path, out = user_export
-    result = cli("bench", "--model", path, "--artifacts", out, "--json", tmp_path / "b.json", *args)
+    result = cli("bench", "--model", path, "--out", out, "--json", tmp_path / "b.json", *args)
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "b.json").exists()
@@ -154,5 +154,5 @@ def test_size_is_refused_for_a_fixed_size_model_and_names_are_checked(cli, tmp_p
     assert result.exit_code == 2 and "'dcgan' takes fixed-size inputs (z: 100); drop --size" in result.output
     result = cli("bench", "--model", "srgn")
     assert result.exit_code == 2 and "did you mean 'srgan'" in result.output
-    result = cli("bench", "--model", "srgan", "--artifacts", tmp_path / "nope", "--backends", "onnx")
+    result = cli("bench", "--model", "srgan", "--out", tmp_path / "nope", "--backends", "onnx")
     assert result.exit_code == 2 and "no export directory" in result.output

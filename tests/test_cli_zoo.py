@@ -85,8 +85,8 @@ def test_train_writes_model_and_card_deterministically(cli, tmp_path):
 
 def test_generate_grid_and_folder_with_labels(cli, untrained, tmp_path):
     out = tmp_path / "grid.png"
-    result = cli("generate", "--model", "cgan", "--weights", untrained["cgan"], "--label", "7",
-                 "--count", "4", "-o", out, "--out", tmp_path / "samples")
+    result = cli("generate", "--model", "cgan", "--weights", untrained["cgan"], "--class-id", "7",
+                 "--count", "4", "--output", out, "--out", tmp_path / "samples")
     assert result.exit_code == 0, result.output
     assert Image.open(out).size[0] > 64
     labels = (tmp_path / "samples" / "labels.csv").read_text().splitlines()
@@ -94,8 +94,8 @@ def test_generate_grid_and_folder_with_labels(cli, untrained, tmp_path):
 
 
 def test_generate_rejects_a_bad_label(cli, untrained, tmp_path):
-    result = cli("generate", "--model", "cgan", "--weights", untrained["cgan"], "--label", "12", "-o", tmp_path / "g.png")
-    assert result.exit_code == 2 and "--label must be a digit class 0-9" in result.output
+    result = cli("generate", "--model", "cgan", "--weights", untrained["cgan"], "--class-id", "12", "--output", tmp_path / "g.png")
+    assert result.exit_code == 2 and "--class-id must be a digit class 0-9" in result.output
     assert not (tmp_path / "g.png").exists()
 
 
@@ -104,7 +104,7 @@ def test_generate_upscales_gray_rgba_and_rgb_images(cli, untrained, tmp_path, mo
     src = tmp_path / f"in_{mode}.png"
     Image.new(mode, (13, 9)).save(src)
     out = tmp_path / "sr.png"
-    result = cli("generate", "--model", "srgan", "--weights", untrained["srgan"], "--input", src, "-o", out)
+    result = cli("generate", "--model", "srgan", "--weights", untrained["srgan"], "--input", src, "--output", out)
     assert result.exit_code == 0, result.output
     assert Image.open(out).size == (52, 36) and Image.open(out).mode == "RGB"
 
@@ -112,7 +112,7 @@ def test_generate_upscales_gray_rgba_and_rgb_images(cli, untrained, tmp_path, mo
 def test_generate_rejects_a_file_that_is_not_an_image(cli, untrained, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("hello")
-    result = cli("generate", "--model", "srgan", "--weights", untrained["srgan"], "--input", bad, "-o", tmp_path / "o.png")
+    result = cli("generate", "--model", "srgan", "--weights", untrained["srgan"], "--input", bad, "--output", tmp_path / "o.png")
     assert result.exit_code == 2 and "is not a readable image" in result.output
     assert not (tmp_path / "o.png").exists()
 
@@ -134,7 +134,7 @@ def test_lambda_model_needs_the_unsafe_flag(cli, tmp_path):
     model = keras.Model(inp, keras.layers.Lambda(lambda t: t * 2.0)(inp))
     path = tmp_path / "lambda.keras"
     model.save(path)
-    result = cli("generate", "--model", path, "--input", tmp_path / "x.png", "-o", tmp_path / "o.png")
+    result = cli("generate", "--model", path, "--input", tmp_path / "x.png", "--output", tmp_path / "o.png")
     assert result.exit_code == 2
     assert "--allow-unsafe-deserialization" in result.output
     assert zipfile.is_zipfile(path)  # the user's file is untouched

@@ -123,7 +123,7 @@ def test_parity_fails_on_flipped_weights_and_names_the_backend(tmp_path):
     assert tfl and onx
     report = tmp_path / "broken.png"
     result = CliRunner().invoke(app, [
-        "parity", "--model", DEFAULT_MODEL, "--weights", str(ex.weights), "--artifacts", str(tmp_path),
+        "parity", "--model", DEFAULT_MODEL, "--weights", str(ex.weights), "--out", str(tmp_path),
         "--json", str(tmp_path / "p.json"), "--report", str(report),
     ])
     assert result.exit_code == 1, result.output
@@ -142,7 +142,7 @@ def test_parity_cli_passes_and_writes_stable_json_and_sheet(tmp_path):
     ex = exported(DEFAULT_MODEL)
     out_json, sheet = tmp_path / "parity.json", tmp_path / "parity.png"
     result = CliRunner().invoke(app, [
-        "parity", "--model", DEFAULT_MODEL, "--weights", str(ex.weights), "--artifacts", str(ex.out),
+        "parity", "--model", DEFAULT_MODEL, "--weights", str(ex.weights), "--out", str(ex.out),
         "--backends", "keras,tflite", "--json", str(out_json), "--report", str(sheet), "--threads", "2",
     ])
     assert result.exit_code == 0, result.output
@@ -172,14 +172,14 @@ def test_parity_cli_passes_and_writes_stable_json_and_sheet(tmp_path):
 def test_parity_cli_bad_input_is_one_clear_line(args, message, tmp_path):
     ex = exported(DEFAULT_MODEL)
     result = CliRunner().invoke(app, ["parity", "--model", "srgan", "--weights", str(ex.weights),
-                                      "--artifacts", str(ex.out), *args])
+                                      "--out", str(ex.out), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
 
 
 def test_parity_cli_missing_artifacts_and_model(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["parity", "--model", "srgan", "--artifacts", str(tmp_path), "--backends", "onnx"])
+    result = runner.invoke(app, ["parity", "--model", "srgan", "--out", str(tmp_path), "--backends", "onnx"])
     assert result.exit_code == 2 and "no onnx artifacts of 'srgan'" in result.output
-    result = runner.invoke(app, ["parity", "--model", "srgn", "--artifacts", str(tmp_path)])
+    result = runner.invoke(app, ["parity", "--model", "srgn", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "did you mean 'srgan'" in result.output

@@ -27,7 +27,7 @@ def user_export(tmp_path_factory):
 
 def test_user_model_parity_passes_on_random_inputs(user_export, cli, tmp_path):
     path, out = user_export
-    result = cli("parity", "--model", path, "--artifacts", out, "--input-range", "-0.5,0.5",
+    result = cli("parity", "--model", path, "--out", out, "--input-range", "-0.5,0.5",
                  "--json", tmp_path / "p.json")
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "p.json").read_text())
@@ -42,12 +42,12 @@ def test_user_model_parity_with_samples_npz(user_export, cli, tmp_path):
     path, out = user_export
     npz = tmp_path / "inputs.npz"
     np.savez(npz, x=np.random.default_rng(0).uniform(-1, 1, (8, 12, 20, 3)).astype(np.float32))
-    result = cli("parity", "--model", path, "--artifacts", out, "--backends", "onnx",
+    result = cli("parity", "--model", path, "--out", out, "--backends", "onnx",
                  "--samples-npz", npz, "--json", tmp_path / "p.json")
     assert result.exit_code == 0, result.output
     doc = json.loads((tmp_path / "p.json").read_text())
     assert doc["samples"] == 8 and [r["backend"] for r in doc["rows"]] == ["onnx"]
 
     np.savez(npz, image=np.zeros((8, 12, 20, 3), np.float32))
-    result = cli("parity", "--model", path, "--artifacts", out, "--samples-npz", npz)
+    result = cli("parity", "--model", path, "--out", out, "--samples-npz", npz)
     assert result.exit_code == 2 and "it needs the inputs ['x']" in result.output

@@ -72,7 +72,7 @@ def test_predict_image_in_image_out_equals_the_model(cli, server, export_dir, tm
     source = tmp_path / "in.png"
     save_image(source, np.random.default_rng(0).uniform(-1, 1, (12, 10, 3)).astype(np.float32))
     target = server.target if transport == "grpc" else f"http://127.0.0.1:{server.rest_port}"
-    out = ok(cli("predict", "-t", target, "-m", "tiny", "-i", source, "-o", tmp_path / "out.png"))
+    out = ok(cli("predict", "-t", target, "-m", "tiny", "-i", source, "--output", tmp_path / "out.png"))
     assert "wrote" in out
     loaded = tf.saved_model.load(str(export_dir / "serving" / "tiny" / "1"))
     expected = loaded.signatures["serving_default"](x=tf.constant(load_image(source)[None]))["y"].numpy()[0]
@@ -84,11 +84,11 @@ def test_predict_image_in_image_out_equals_the_model(cli, server, export_dir, tm
 def test_predict_generator_draws_latents_from_the_seed(cli, server, tmp_path):
     from genimg_serving.client import Client
 
-    ok(cli("predict", "-t", server.target, "-m", "dcgan", "--n", "4", "--seed", "3", "-o", tmp_path / "g.npy"))
+    ok(cli("predict", "-t", server.target, "-m", "dcgan", "--n", "4", "--seed", "3", "--output", tmp_path / "g.npy"))
     with Client(server.target) as client:
         expected = client.generate("dcgan", n=4, seed=3)
     np.testing.assert_array_equal(np.load(tmp_path / "g.npy"), expected)
-    ok(cli("predict", "-t", server.target, "-m", "dcgan", "--n", "4", "-o", tmp_path / "grid.png"))
+    ok(cli("predict", "-t", server.target, "-m", "dcgan", "--n", "4", "--output", tmp_path / "grid.png"))
     from PIL import Image
 
     assert Image.open(tmp_path / "grid.png").size == (70, 70)  # 2x2 tiles of 32 with 2px padding
@@ -96,7 +96,7 @@ def test_predict_generator_draws_latents_from_the_seed(cli, server, tmp_path):
 
 def test_predict_npz_keeps_every_output(cli, server, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 3), np.float32))
-    ok(cli("predict", "-t", server.target, "-m", "tiny", "-i", f"x={tmp_path / 'x.npy'}", "-o", tmp_path / "y.npz"))
+    ok(cli("predict", "-t", server.target, "-m", "tiny", "-i", f"x={tmp_path / 'x.npy'}", "--output", tmp_path / "y.npz"))
     assert np.load(tmp_path / "y.npz")["y"].shape == (2, 8, 8, 3)
 
 
@@ -106,17 +106,17 @@ def test_predict_errors_are_one_line(cli, server, tmp_path):
 
     save_image(png, np.zeros((4, 4, 3), np.float32))
     t = server.target
-    one_line_error(cli("predict", "-t", t, "-m", "nope", "-i", png, "-o", tmp_path / "o.png"), 2,
+    one_line_error(cli("predict", "-t", t, "-m", "nope", "-i", png, "--output", tmp_path / "o.png"), 2,
                    "Servable not found for request: Latest(nope)")
-    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-o", tmp_path / "o.png"), 2,
+    one_line_error(cli("predict", "-t", t, "-m", "tiny", "--output", tmp_path / "o.png"), 2,
                    "takes an image (x): pass --input IMAGE")
-    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", tmp_path / "missing.png", "-o", tmp_path / "o.png"),
+    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", tmp_path / "missing.png", "--output", tmp_path / "o.png"),
                    2, "no such input file")
-    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", png, "-o", tmp_path / "o.gif"), 2,
+    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", png, "--output", tmp_path / "o.gif"), 2,
                    "use an image name (.png, .jpg) or an array name")
-    one_line_error(cli("predict", "-t", t, "-m", "dcgan", "-i", png, "-o", tmp_path / "o.png"), 2,
+    one_line_error(cli("predict", "-t", t, "-m", "dcgan", "-i", png, "--output", tmp_path / "o.png"), 2,
                    "not an image: pass a .npy file")
-    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", png, "-o", tmp_path / "o.png", "--version", "9"), 2,
+    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", png, "--output", tmp_path / "o.png", "--version", "9"), 2,
                    "Specific(tiny, 9)")
     one_line_error(cli("status", "-t", "127.0.0.1:1", "-m", "tiny", "--timeout", "2"), 2, "no answer from 127.0.0.1:1")
 

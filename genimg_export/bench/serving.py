@@ -176,7 +176,7 @@ def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, co
 
 def _base_path(spec, artifacts: Path | None) -> Path:
     if artifacts is None:
-        raise NotFoundError("the serving mode needs --artifacts DIR (its serving/<name>/ is served) or --grpc-target HOST:PORT")
+        raise NotFoundError("the serving mode needs --out DIR (its serving/<name>/ is served) or --grpc-target HOST:PORT")
     base = Path(artifacts) / "serving" / spec.name
     if not base.is_dir() or not any((p / "saved_model.pb").exists() for p in base.iterdir()):
         raise NotFoundError(f"no SavedModel versions of '{spec.name}' in {base} (export one with: genimg-export all --model {spec.name} --out {artifacts})")

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import command
+from genimg_export.cli.app import command, renamed
 
 TargetOpt = Annotated[str, typer.Option(
     "--target", "-t", help="Server address: HOST:PORT for gRPC (8500) or http(s)://HOST:PORT for REST (8501).")]
@@ -193,7 +193,9 @@ def metadata(model: ServedModelOpt, target: TargetOpt = "localhost:8500", versio
 @command("predict")
 def predict(
     model: ServedModelOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write: .png/.jpg for images, .npy or .npz for arrays.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="Where to write: .png/.jpg for images, .npy or .npz for arrays. Required.")] = None,
+    output_short: Annotated[Path | None, typer.Option("-o", hidden=True, help="Deprecated name of --output.")] = None,
     target: TargetOpt = "localhost:8500",
     input: Annotated[list[str] | None, typer.Option(
         "--input", "-i", help="Input file: an image or .npy; NAME=FILE for models with several inputs.")] = None,
@@ -210,6 +212,7 @@ def predict(
     """
     from genimg_export.cli import serve_io
 
+    output = renamed(output, output_short, "-o", "--output")
     serve_io.check_output(output)
     started = time.perf_counter()
     with _client(target, timeout, tls, ca_cert, auth_token) as client:

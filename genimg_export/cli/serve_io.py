@@ -12,8 +12,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
 
 
-def check_output(path: Path) -> None:
+def check_output(path: Path | None) -> None:
     """Fail before calling the server when the output cannot be written."""
+    if path is None:
+        raise InvalidInputError("missing option --output FILE (e.g. --output out.png)")
     if path.suffix.lower() not in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
         raise InvalidInputError(
             f"--output {path}: use an image name (.png, .jpg) or an array name (.npy, .npz)")
@@ -67,7 +69,7 @@ def generate(client, model: str, sig, *, n, seed, class_id, version, version_lab
             f"model {model} takes an image ({', '.join(sig.inputs)}): pass --input IMAGE")
     if n < 1:
         raise InvalidInputError(f"--n must be at least 1, got {n}")
-    images = client.generate(model, n=n, seed=seed, label=class_id, signature=sig.name,
+    images = client.generate(model, n=n, seed=seed, class_id=class_id, signature=sig.name,
                              version=version, version_label=version_label)
     from genimg_serving.client import image_output
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command
+from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command, renamed
 
 
 @command("models")
@@ -125,10 +125,13 @@ def _write_json(path: Path, obj) -> None:
 @command("generate")
 def generate(
     model: ModelOpt,
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write (a grid for generators).")] = Path("generated.png"),
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="PNG to write (a grid for generators).", show_default="generated.png")] = None,
+    output_short: Annotated[Path | None, typer.Option("-o", hidden=True, help="Deprecated name of --output.")] = None,
     input: Annotated[Path | None, typer.Option("--input", "-i", help="Input image for srgan/style/pix2pix.")] = None,
     count: Annotated[int, typer.Option(help="Number of samples for generators.")] = 16,
-    label: Annotated[int | None, typer.Option(help="Digit class 0-9 for cgan (default: 0..9 cycling).")] = None,
+    class_id: Annotated[int | None, typer.Option(help="Digit class 0-9 for cgan (default: 0..9 cycling).")] = None,
+    label: Annotated[int | None, typer.Option(hidden=True, help="Deprecated name of --class-id.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for latent vectors.")] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write each sample as its own PNG here (+ labels.csv for cgan).")] = None,
     weights: WeightsOpt = None,
@@ -137,14 +140,16 @@ def generate(
     """Run the Keras model: a sample grid for dcgan/vae/cgan, an output image for
     srgan/style/pix2pix.
 
-    Examples: `genimg-export generate --model cgan --label 7 -o sevens.png`,
-    `genimg-export generate --model srgan --input lr.png -o sr.png`
+    Examples: `genimg-export generate --model cgan --class-id 7 --output sevens.png`,
+    `genimg-export generate --model srgan --input lr.png --output sr.png`
     """
     from genimg_export import generation
     from genimg_export.zoo import loading
 
+    output = renamed(output, output_short, "-o", "--output") or Path("generated.png")
+    class_id = renamed(class_id, label, "--label", "--class-id")
     spec = loading.get_spec(model, allow_unsafe)
     keras_model = loading.load_model(spec, weights, allow_unsafe)
-    written = generation.generate(spec, keras_model, output, input, count, label, seed, out_dir)
+    written = generation.generate(spec, keras_model, output, input, count, class_id, seed, out_dir)
     for path in written:
         typer.echo(f"wrote {path}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -159,16 +160,21 @@ class Client:
 
     transform = upscale  # the same call for style transfer and restoration
 
-    def generate(self, model: str, z=None, *, label=None, n: int | None = None, seed: int = 0,
+    def generate(self, model: str, z=None, *, class_id=None, n: int | None = None, seed: int = 0,
                  signature: str = DEFAULT_SIGNATURE, version: int | None = None,
-                 version_label: str | None = None) -> np.ndarray:
-        """Latent (and class label) in, NHWC images out (dcgan, vae, cgan).
+                 version_label: str | None = None, label=None) -> np.ndarray:
+        """Latent (and class id) in, NHWC images out (dcgan, vae, cgan).
 
         Args:
             z: latent vectors (N, D); drawn from N(0, 1) with ``seed`` if None.
-            label: class id(s) for conditional models (int or N ints).
-            n: how many images when z is None (default: len(label) or 1).
+            class_id: class id(s) for conditional models (int or N ints).
+            n: how many images when z is None (default: len(class_id) or 1).
+            label: deprecated name of ``class_id`` (everywhere else in this client,
+                ``label`` is a version label, as in TF Serving).
+
+        Example: ``client.generate("cgan", n=4, class_id=7)``
         """
+        class_id = _class_id(class_id, label)
         sig = self.signature(model, signature, version=version, label=version_label)
         latents = [t for t in sig.inputs.values()
                    if t.dtype.startswith("float") and t.shape is not None and len(t.shape) == 2]
@@ -178,25 +184,25 @@ class Client:
             raise InvalidArgumentError(
                 f"model {model} signature {signature} takes {_describe(sig.inputs)}, not a"
                 " latent vector (and a class label); call predict() with named inputs")
-        inputs = {latents[0].alias: self._latent(z, latents[0], label, n, seed)}
+        inputs = {latents[0].alias: self._latent(z, latents[0], class_id, n, seed)}
         if labels:
-            if label is None:
+            if class_id is None:
                 raise InvalidArgumentError(
-                    f"model {model} is conditional: pass label= (a class id, e.g. label=3)")
+                    f"model {model} is conditional: pass class_id= (e.g. class_id=3)")
             count = len(inputs[latents[0].alias])
-            inputs[labels[0].alias] = np.broadcast_to(np.asarray(label, np.int64), (count,))
-        elif label is not None:
+            inputs[labels[0].alias] = np.broadcast_to(np.asarray(class_id, np.int64), (count,))
+        elif class_id is not None:
             raise InvalidArgumentError(f"model {model} takes no class label")
         out = self.predict(model, inputs, signature=signature, version=version, label=version_label)
         return out[image_output(model, sig)]
 
     @staticmethod
-    def _latent(z, info, label, n, seed) -> np.ndarray:
+    def _latent(z, info, class_id, n, seed) -> np.ndarray:
         if z is not None:
             return np.atleast_2d(np.asarray(z, dtype=np.float32))
         if info.shape[1] is None:
             raise InvalidArgumentError("the latent size is dynamic; pass z= explicitly")
-        count = n or (np.size(label) if label is not None else 1)
+        count = n or (np.size(class_id) if class_id is not None else 1)
         rng = np.random.default_rng(seed)
         return rng.standard_normal((count, info.shape[1])).astype(np.float32)
 
@@ -230,6 +236,17 @@ def _check_choice(version, label) -> None:
     if version is not None and label:
         raise InvalidArgumentError(
             f"Both model version ({version}) and model version label ({label}) cannot be supplied.")
+
+
+def _class_id(class_id, label):
+    """``generate``'s class under its old keyword ``label`` (kept for callers' code, with a warning)."""
+    if label is None:
+        return class_id
+    if class_id is not None:
+        raise InvalidArgumentError("generate(): pass class_id= only (label= is its deprecated name)")
+    warnings.warn("generate(label=) is deprecated: pass class_id= (label means a version label elsewhere)",
+                  DeprecationWarning, stacklevel=3)
+    return label
 
 
 def _cast(array: np.ndarray, info) -> np.ndarray:

@@ -226,12 +226,16 @@ def test_generate_helper_on_a_conditional_generator(tmp_path):
     try:
         with Client(server.target) as client:
             z = np.ones((3, 4), np.float32)
-            images = client.generate("cgan", z, label=[0, 1, 2])
+            images = client.generate("cgan", z, class_id=[0, 1, 2])
             assert images.shape == (3, 2, 2, 1)
             np.testing.assert_array_equal(images[:, 0, 0, 0], [4, 5, 6])
-            assert client.generate("cgan", n=2, seed=7, label=3).shape == (2, 2, 2, 1)
-            with pytest.raises(InvalidArgumentError, match="conditional: pass label="):
+            assert client.generate("cgan", n=2, seed=7, class_id=3).shape == (2, 2, 2, 1)
+            with pytest.raises(InvalidArgumentError, match="conditional: pass class_id="):
                 client.generate("cgan", n=1)
+            with pytest.warns(DeprecationWarning, match="pass class_id="):  # the old keyword still works
+                np.testing.assert_array_equal(client.generate("cgan", z, label=[0, 1, 2]), images)
+            with pytest.raises(InvalidArgumentError, match="class_id= only"):
+                client.generate("cgan", z, class_id=1, label=1)
     finally:
         server.stop()
 
