@@ -7,6 +7,8 @@ Examples:
     genimg-edge vae.fp32.tflite --signature encode --input digit.png --output z.npz
     genimg-edge srgan.fp32.tflite --bench --runs 50 --threads 2 --size 64x64
     genimg-edge other.tflite --input-range 0,1 --input in.png --output out.png
+    genimg-edge restorer.tflite --input image=in.png --input class_vector=onehot.npy --output out.png
+        # -> out.restored.png, out.mask.png (one per image output), out.outputs.npz (the rest)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genimg_edge import images
+from genimg_edge import any_signature, images
 from genimg_edge.errors import EdgeError
 from genimg_edge.model import DEFAULT_SIGNATURE, EdgeModel
 
@@ -36,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("model", type=Path, help="a .tflite file, e.g. out/tflite/srgan.fp32.tflite")
     p.add_argument("--signature", default=DEFAULT_SIGNATURE, help="signature to run (vae: serving_default=decode, encode)")
-    p.add_argument("--input", type=Path, help="input image for image-to-image models")
+    p.add_argument("--input", action="append", help="input image of an image-to-image model, or NAME=FILE for"
+                   " each input of any model (FILE: an image or a .npy array); repeatable")
     p.add_argument("--output", type=Path, help="output image (.png/.jpg; a grid for generators), a folder, or .npz")
     p.add_argument("--tile", type=int, help="tiled inference with TILE x TILE input tiles (bounded memory)")
     p.add_argument("--overlap", type=int, default=24, help="context pixels around each tile (default 24: srgan tiles are then exact)")
@@ -72,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             return info(model)
         if args.bench:
             return bench(model, args)
-        if model.image_input(args.signature) is not None:
-            return transform(model, args)
-        return generate(model, args)
+        return _route(model, args)(model, args)
     except (EdgeError, images.ImageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -84,6 +85,47 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing partial was kept", file=sys.stderr)
         return 130
+
+
+def _route(model: EdgeModel, args):
+    """transform (one image in, one out: tiling), generate (no image in, one image out),
+    else run_any (several inputs or outputs, or inputs given as NAME=FILE)."""
+    named = any("=" in str(item) for item in args.input or [])
+    one_out = len(model.outputs(args.signature)) == 1
+    if named or not one_out:
+        return run_any
+    if model.image_input(args.signature) is not None:
+        return transform
+    if any(p.is_image for p in model.inputs(args.signature)):
+        return run_any
+    return generate
+
+
+def run_any(model: EdgeModel, args) -> int:
+    """Any signature: each input from --input NAME=FILE (latents and labels drawn when not
+    given), every output written (see any_signature.write_outputs)."""
+    if args.output is None:
+        raise EdgeError(f"pass --output OUT.png (one image per image output) or OUT.npz (every output);"
+                        f" signature '{args.signature}' of {model.name} outputs"
+                        f" {', '.join(p.describe() for p in model.outputs(args.signature))}")
+    _check_parent(args.output)
+    if args.output.suffix.lower() not in (*IMAGE_SUFFIXES, ".npz"):
+        _check_image_suffix(args.output)
+    started = time.perf_counter()
+    feeds = any_signature.read_inputs(model, args.input, args.signature, args.seed, args.count, args.label,
+                                      max(args.max_pixels, images.DEFAULT_MAX_PIXELS))
+    written = any_signature.write_outputs(model, args.output, model.run(feeds, args.signature), args.signature)
+    print(f"wrote {', '.join(str(p) for p in written)} ({time.perf_counter() - started:.2f} s)")
+    return 0
+
+
+def _image_arg(args) -> Path | None:
+    """The one bare --input IMAGE of an image-to-image run (None when not given)."""
+    if not args.input:
+        return None
+    if len(args.input) > 1:
+        raise EdgeError(f"this model takes one image; got --input {len(args.input)} times")
+    return Path(args.input[0])
 
 
 def info(model: EdgeModel) -> int:
@@ -103,23 +145,24 @@ def info(model: EdgeModel) -> int:
 
 def transform(model: EdgeModel, args) -> int:
     port = model.image_input(args.signature)
-    if args.input is None or args.output is None:
+    source = _image_arg(args)
+    if source is None or args.output is None:
         raise EdgeError(f"{model.name} is image-to-image: pass --input IMAGE and --output OUT.png")
     raw = args.output.suffix.lower() == ".npz"
     if not raw:
         _check_image_suffix(args.output)
     _check_parent(args.output)
-    image = _load(args.input, port.shape[-1], args.max_pixels)
+    image = _load(source, port.shape[-1], args.max_pixels)
     h, w = image.shape[:2]
     if (args.tile is None or raw) and port.fixed_hw is None and h * w > args.max_pixels:
         raise EdgeError(
-            f"{args.input} is {w}x{h} = {h * w:,} pixels, over the untiled cap of {args.max_pixels:,};"
+            f"{source} is {w}x{h} = {h * w:,} pixels, over the untiled cap of {args.max_pixels:,};"
             + (" .npz holds one untiled run: crop the image" if raw else " pass --tile 256 to run it in tiles")
             + " (or raise --max-pixels)"
         )
     started = time.perf_counter()
     if raw:
-        _save_npz(args.output, model.run({port.name: image[None]}, args.signature))
+        any_signature.save_npz(args.output, model.run({port.name: image[None]}, args.signature))
     else:
         images.save_image(args.output, model.transform(image, args.signature, args.tile, args.overlap, pixels=True))
     print(f"wrote {args.output} ({time.perf_counter() - started:.2f} s)")
@@ -144,12 +187,14 @@ def _check_parent(path: Path) -> None:
 def generate(model: EdgeModel, args) -> int:
     if args.output is None:
         raise EdgeError(f"{model.name} generates images: pass --output grid.png (or a folder, or .npz)")
-    if args.input is not None:
-        raise EdgeError(f"signature '{args.signature}' of {model.name} takes no image; drop --input")
+    if args.input:
+        raise EdgeError(f"signature '{args.signature}' of {model.name} takes no image (inputs:"
+                        f" {any_signature.describe_inputs(model, args.signature)}); drop --input,"
+                        " or give an input's values as --input NAME=FILE.npy")
     _check_parent(args.output)
     if args.output.suffix.lower() == ".npz":
         inputs = model.generator_inputs(args.seed, args.count, args.label, args.signature)
-        _save_npz(args.output, model.run(inputs, args.signature))
+        any_signature.save_npz(args.output, model.run(inputs, args.signature))
     elif args.output.suffix.lower() in IMAGE_SUFFIXES:
         images.save_image(args.output, images.grid(model.generate(args.seed, args.count, args.label, args.signature)))
     else:
@@ -166,17 +211,6 @@ def generate(model: EdgeModel, args) -> int:
 def _check_image_suffix(path: Path) -> None:
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise EdgeError(f"cannot write {path}: use one of {', '.join(IMAGE_SUFFIXES)} (or .npz for raw outputs)")
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-    except OSError as e:
-        raise EdgeError(f"cannot write {path}: {e.strerror or e}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def bench(model: EdgeModel, args) -> int:
@@ -204,8 +238,9 @@ def _bench_inputs(model: EdgeModel, args) -> tuple[dict[str, np.ndarray], str]:
     port = model.image_input(args.signature)
     if port is None:
         return model.generator_inputs(args.seed, args.count, args.label, args.signature), "generate"
-    if args.input is not None:
-        image = _load(args.input, port.shape[-1], args.max_pixels)
+    source = _image_arg(args)
+    if source is not None:
+        image = _load(source, port.shape[-1], args.max_pixels)
         h, w = image.shape[:2]
     else:
         h, w = port.fixed_hw or _size(args.size or "64x64")
@@ -213,7 +248,7 @@ def _bench_inputs(model: EdgeModel, args) -> tuple[dict[str, np.ndarray], str]:
         raise EdgeError(
             f"--bench batch {args.count} x {h}x{w} = {args.count * h * w:,} pixels is over the cap of"
             f" {args.max_pixels:,}; use a smaller --size or --count (or raise --max-pixels)")
-    if args.input is None:
+    if source is None:
         image = np.random.default_rng(args.seed).uniform(-1, 1, (h, w, port.shape[-1])).astype(np.float32)
     batch = np.repeat(image[None], args.count, axis=0)
     return {port.name: batch}, f"{image.shape[0]}x{image.shape[1]}"

@@ -207,14 +207,15 @@ class EdgeModel:
             raise EdgeError(f"signature '{signature}' is not image-to-image (inputs: {names}); use generate() or run()")
         out_port = self.image_output(signature)
         image = _checked_image(port, image)
-        x = to_model_range(image, port.value_range, port.name)
-        _need_range(out_port.value_range, out_port.name, "--output-range")  # fail before running
+        meta = self.meta is not None
+        x = to_model_range(image, port.value_range, port.name, meta)
+        _need_range(out_port.value_range, out_port.name, "--output-range", meta)  # fail before running
 
         def fn(window: np.ndarray) -> np.ndarray:
             return self.run({port.name: window}, signature)[out_port.name]
 
         def post(y: np.ndarray) -> np.ndarray:
-            y = from_model_range(y, out_port.value_range, out_port.name)
+            y = from_model_range(y, out_port.value_range, out_port.name, "--output-range", meta)
             return to_uint8(y) if pixels else y
 
         multiple = int((self.meta or {}).get("spatial_multiple") or 1)
@@ -237,14 +238,19 @@ class EdgeModel:
         """
         inputs = self.generator_inputs(seed, count, label, signature)
         out_port = self.image_output(signature)
-        return from_model_range(self.run(inputs, signature)[out_port.name], out_port.value_range, out_port.name)
+        y = self.run(inputs, signature)[out_port.name]
+        return from_model_range(y, out_port.value_range, out_port.name, "--output-range", self.meta is not None)
 
-    def generator_inputs(self, seed: int, count: int, label: int | None, signature: str = DEFAULT_SIGNATURE) -> dict:
+    def generator_inputs(self, seed: int, count: int, label: int | None, signature: str = DEFAULT_SIGNATURE,
+                         only: list[str] | None = None) -> dict:
+        """Latents (standard normal from ``seed``) and labels for the inputs (``only`` these names)."""
         if count < 1:
             raise EdgeError(f"count must be at least 1, got {count}")
         rng = np.random.default_rng(seed)
         inputs = {}
         for port in self.inputs(signature):
+            if only is not None and port.name not in only:
+                continue
             if port.is_image:
                 raise EdgeError(f"signature '{signature}' takes an image ('{port.name}'); pass an input image instead")
             if None in port.shape[1:]:
@@ -305,27 +311,31 @@ def _checked_image(port: Port, image: np.ndarray) -> np.ndarray:
     return image
 
 
-def to_model_range(image: np.ndarray, value_range: Range | None, name: str) -> np.ndarray:
+def to_model_range(image: np.ndarray, value_range: Range | None, name: str, model_has_metadata: bool = False
+                   ) -> np.ndarray:
     """[-1, 1] image -> the model's value range (identity for the zoo's [-1, 1])."""
-    lo, hi = _need_range(value_range, name, "--input-range")
+    lo, hi = _need_range(value_range, name, "--input-range", model_has_metadata)
     if (lo, hi) == (-1.0, 1.0):
         return image
     return (lo + (image + 1.0) * ((hi - lo) / 2.0)).astype(np.float32)
 
 
-def from_model_range(image: np.ndarray, value_range: Range | None, name: str) -> np.ndarray:
+def from_model_range(image: np.ndarray, value_range: Range | None, name: str, flag: str = "--output-range",
+                     model_has_metadata: bool = False) -> np.ndarray:
     """Model output in its value range -> [-1, 1]."""
-    lo, hi = _need_range(value_range, name, "--output-range")
+    lo, hi = _need_range(value_range, name, flag, model_has_metadata)
     if (lo, hi) == (-1.0, 1.0):
         return image
     return ((image - lo) * (2.0 / (hi - lo)) - 1.0).astype(np.float32)
 
 
-def _need_range(value_range: Range | None, name: str, flag: str) -> Range:
+def _need_range(value_range: Range | None, name: str, flag: str, model_has_metadata: bool = False) -> Range:
     if value_range is None:
+        why = ("its entry in the file's genimg_export metadata declares none" if model_has_metadata
+               else "the file has no genimg_export metadata")
         raise EdgeError(
-            f"tensor '{name}' has no value range: the file has no genimg_export metadata;"
-            f" pass {flag} LO,HI (e.g. {flag} 0,1 or {flag}=-1,1)"
+            f"tensor '{name}' has no value range to map image pixels with: {why};"
+            f" pass {flag} LO,HI (e.g. {flag} 0,1 or {flag}=-1,1), or write .npz for raw values"
         )
     if value_range[1] <= value_range[0]:
         raise EdgeError(f"value range of '{name}' must have LO < HI, got {list(value_range)}")

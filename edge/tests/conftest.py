@@ -77,6 +77,28 @@ def generator_model(saved_dir: Path) -> bytes:
     return _convert(converter)
 
 
+def multi_model() -> bytes:
+    """Two inputs, three outputs, like a class-conditional restorer that also scores:
+    image (H, W, 3) in [-1, 1] + class_vector (10,) -> restored (H, W, 3) in [-1, 1],
+    mask (H, W, 1) in [0, 1], score (1,)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    module = tf.Module()
+    module.w = tf.Variable(rng.normal(0, 0.3, (3, 3, 3, 4)).astype(np.float32))
+    module.c = tf.Variable(rng.normal(0, 0.3, (10, 4)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, "image"),
+                                  tf.TensorSpec([None, 10], tf.float32, "class_vector")])
+    def serving_default(image, class_vector):
+        h = tf.nn.conv2d(image, module.w, 1, "SAME") + tf.matmul(class_vector, module.c)[:, None, None, :]
+        return {"restored": tf.tanh(h[..., :3]), "mask": tf.sigmoid(h[..., 3:]),
+                "score": tf.sigmoid(tf.reduce_mean(h, axis=[1, 2, 3]))[:, None]}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serving_default.get_concrete_function()], module)
+    return _convert(converter)
+
+
 def tensor(name, shape, value_range=None, dtype="float32"):
     return {"name": name, "dtype": dtype, "shape": [None, *shape], "value_range": value_range, "description": ""}
 
@@ -113,6 +135,25 @@ GENERATOR_META = {
 }
 
 
+MULTI_META = {
+    "model": "toymulti",
+    "variant": "fp32",
+    "format": "tflite",
+    "signatures": {
+        "serving_default": {
+            "inputs": [tensor("image", (None, None, 3), [-1, 1]), tensor("class_vector", (10,))],
+            "outputs": [tensor("restored", (None, None, 3), [-1, 1]), tensor("mask", (None, None, 1), [0, 1]),
+                        tensor("score", (1,))],
+        }
+    },
+    "value_range": None,
+    "preprocessing": "float32 NHWC",
+    "scale": 1,
+    "spatial_multiple": 1,
+    "fixed_size": None,
+}
+
+
 @pytest.fixture(scope="session")
 def conv_tflite() -> bytes:
     """The dynamic-shape conv model, no metadata."""
@@ -122,7 +163,8 @@ def conv_tflite() -> bytes:
 @pytest.fixture(scope="session")
 def toy_models(tmp_path_factory, conv_tflite) -> dict[str, Path]:
     """Paths of every toy .tflite: conv (+metadata), conv_raw (none), conv_int8 (int8 I/O,
-    fixed 16x16), conv4 (4-channel input), gen (two signatures, label input)."""
+    fixed 16x16), conv4 (4-channel input), gen (two signatures, label input), multi (two
+    inputs, three outputs; the mask's range declared, as the exporter does for sigmoid)."""
     from genimg_edge.metadata import embed_metadata
 
     root = tmp_path_factory.mktemp("toy_models")
@@ -133,6 +175,7 @@ def toy_models(tmp_path_factory, conv_tflite) -> dict[str, Path]:
         "conv_int8": embed_metadata(conv_model(int8=True), int8_meta),
         "conv4": embed_metadata(conv_model(channels=4), CONV_META),
         "gen": embed_metadata(generator_model(root / "gen_saved_model"), GENERATOR_META),
+        "multi": embed_metadata(multi_model(), MULTI_META),
     }
     paths = {}
     for name, data in files.items():
