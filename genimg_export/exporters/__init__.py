@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genimg_export.artifacts import manifest
 from genimg_export.artifacts.formats import applicable, check_options, format_variants
 from genimg_export.artifacts.manifest import Artifact
 from genimg_export.errors import ExportError, GenimgError
@@ -109,7 +110,8 @@ def _one(spec, model, out, fmt, variant, source, log, options) -> Outcome:
         log(f"{fmt} {variant}")
         step_log = lambda message: log(f"{fmt} {variant}: {message}")  # noqa: E731
     try:
-        outcome.artifacts = pipeline.export(spec, model, out, fmt, variant, source, step_log, options)
+        outcome.artifacts = pipeline.make(spec, model, out, fmt, variant, source, step_log, options)
+        manifest.update(out, outcome.artifacts)
     except GenimgError as e:
         outcome.error = str(e)
     except Exception as e:  # a converter crash must not hide the rest of the table

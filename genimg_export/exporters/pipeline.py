@@ -86,6 +86,7 @@ def check_request(spec: ModelSpec, pairs, options: dict, strict: bool) -> None:
 def export(spec: ModelSpec, model, out: Path, fmt: str, variant: str, source, log=None,
            options: dict | None = None) -> list[manifest.Artifact]:
     """Export one (format, variant) with options it accepts; record it in the manifest."""
+    require_calibration(spec, [(fmt, variant)])
     artifacts = make(spec, model, out, fmt, variant, source, log, options)
     manifest.update(Path(out), artifacts)
     return artifacts
@@ -93,10 +94,10 @@ def export(spec: ModelSpec, model, out: Path, fmt: str, variant: str, source, lo
 
 def make(spec: ModelSpec, model, out: Path, fmt: str, variant: str, source, log=None,
          options: dict | None = None) -> list[manifest.Artifact]:
-    """Export one (format, variant) into place, without recording it in the manifest."""
+    """Export one (format, variant) into place, without recording it in the manifest; the
+    caller has checked its calibration data (``calibration_missing``)."""
     row = get(fmt)
     options = options_for(fmt, variant, options or {})
-    require_calibration(spec, [(fmt, variant)])
     folder = fs.check_out_dir(Path(out) / row.folder / (spec.name if row.versioned else ""))
     fs.sweep_stale(folder)
     version = new_version(out, spec, options.pop("version", None)) if row.versioned else None
