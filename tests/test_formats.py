@@ -134,3 +134,52 @@ def test_runner_options_and_tolerances_come_from_the_rows():
     for row in FORMATS.values():
         for v in row.variants:
             assert all(table[(b, v.name)] is v.tolerance for b in (row.name, *row.served_by))
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_the_smoke_run_through_the_rows_runner_refuses_nan_and_writes_nothing(tmp_path, fmt):
+    """A model whose output is NaN converts fine; the pipeline's smoke run (the row's runner
+    on the temporary file) refuses it at both sizes, and nothing is left in place."""
+    import keras
+    from harness.tiny import tiny_spec
+
+    from genimg_export.errors import ExportError
+    from genimg_export.exporters import export_variant
+    from genimg_export.exporters.saved_model import SavedModelSource
+
+    x = keras.Input((None, None, 3), name="x")
+    y = keras.layers.Lambda(lambda t: keras.ops.log(-1.0 - keras.ops.abs(t)), name="y")(x)
+    spec, _ = tiny_spec("nan")
+    model = keras.Model(x, y)
+    with SavedModelSource(spec, model) as source, pytest.raises(ExportError) as e:
+        export_variant(spec, model, tmp_path, fmt, FORMATS[fmt].default.name, source)
+    assert "contains NaN or Inf" in str(e.value) and "at the fixed 16x16" in str(e.value)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()], "nothing written"
+
+
+def test_discovery_without_a_manifest_finds_what_the_manifest_lists(tmp_path):
+    """The layout's inverse: every artifact of every row is found from the file names alone,
+    as the same targets (backend, variant, signature, path) the manifest gives."""
+    import shutil
+
+    from harness.tiny import tiny_spec
+
+    from genimg_export.exporters import run_all
+    from genimg_export.runners.discover import discover, local_backends
+
+    spec, model = tiny_spec()
+    outcomes = run_all(spec, model, tmp_path / "a")
+    assert all(o.ok for o in outcomes), [o.error or o.skipped for o in outcomes]
+    run_all(spec, model, tmp_path / "a", pairs=[("saved_model", FORMATS["saved_model"].default.name)])  # version 2
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "manifest.json").unlink()
+    backends = local_backends(spec, tmp_path / "a")
+    assert backends == [f.runner for f in FORMATS.values()] == local_backends(spec, tmp_path / "b")
+
+    def key(out):
+        return [(t.backend, t.variant, t.signature, Path(t.artifact).relative_to(out))
+                for t in discover(spec, out, backends)]
+
+    listed = key(tmp_path / "a")
+    assert len(listed) == len(outcomes) and ("saved_model", "fp32", "serving_default", Path("serving/tiny/2")) in listed
+    assert key(tmp_path / "b") == listed
