@@ -255,7 +255,18 @@ def _cast(array: np.ndarray, info) -> np.ndarray:
     want = np.dtype(info.dtype)
     same_kind = np.can_cast(array.dtype, want, casting="same_kind")
     int_to_float = array.dtype.kind in "iub" and want.kind == "f"
+    if array.dtype.kind in "iu" and want.kind in "iu" and array.size and array.dtype != want:
+        _check_fits(array, want, info.alias)  # astype would wrap 2^32+5 to 5 without a word
     return array.astype(want) if array.dtype != want and (same_kind or int_to_float) else array
+
+
+def _check_fits(array: np.ndarray, want: np.dtype, alias: str) -> None:
+    limits = np.iinfo(want)
+    low, high = array.min(), array.max()
+    if int(low) < limits.min or int(high) > limits.max:
+        bad = int(low) if int(low) < limits.min else int(high)
+        raise InvalidArgumentError(
+            f"input {alias}: value {bad} does not fit the signature's {want} (range {limits.min}..{limits.max})")
 
 
 def image_output(model: str, sig: SignatureInfo) -> str:

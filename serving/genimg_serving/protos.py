@@ -43,7 +43,6 @@ def _bare_packages() -> list[str]:
 
 _added = _bare_packages()
 try:
-    from tensorflow.core.example import example_pb2  # noqa: E402
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: E402
     from tensorflow.core.protobuf import meta_graph_pb2  # noqa: E402
     from tensorflow_serving.apis import (  # noqa: E402
@@ -69,7 +68,7 @@ finally:
                 del sys.modules[_name]
 
 __all__ = [
-    "classification_pb2", "example_pb2", "get_model_metadata_pb2", "get_model_status_pb2",
+    "classification_pb2", "get_model_metadata_pb2", "get_model_status_pb2",
     "inference_pb2", "meta_graph_pb2",
     "model_management_pb2", "model_pb2", "model_service_pb2_grpc", "model_server_config_pb2",
     "predict_pb2", "prediction_log_pb2", "prediction_service_pb2_grpc", "regression_pb2",

@@ -37,6 +37,7 @@ _BY_NUMPY = {np.dtype(t): dt for dt, (t, _) in _NUMPY.items()}
 
 
 INT64_MAX = 2**63 - 1
+MAX_EXPANDED_BYTES = 2**31  # the most a tensor given by fewer values than elements may take
 
 
 class TensorConversionError(ValueError):
@@ -181,6 +182,13 @@ def _fill(values: np.ndarray, size: int, shape, dtype) -> np.ndarray:
 
 
 def _empty(size: int, dtype, shape) -> np.ndarray:
+    # A few typed values can stand for a huge tensor (the last one repeats): refuse one
+    # beyond MAX_EXPANDED_BYTES instead of letting the OS hand out pages until it kills us.
+    nbytes = size * np.dtype(dtype).itemsize
+    if nbytes > MAX_EXPANDED_BYTES:
+        raise TensorConversionError(
+            f"tensor shape {list(shape)} needs {nbytes} bytes; at most {MAX_EXPANDED_BYTES} are"
+            " expanded from repeated values")
     try:
         return np.empty(size, dtype=dtype)
     except (MemoryError, ValueError) as e:  # a small message asking for a huge tensor

@@ -84,7 +84,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
         text = text_format.MessageToString(request.config)
         try:
-            self.manager.set_configs(parse_model_config(text, "ReloadConfigRequest"))
+            configs = parse_model_config(text, "ReloadConfigRequest")
+            self.manager.check_labels(configs)
+            self.manager.set_configs(configs)
         except ConfigError as e:
             raise InvalidArgumentError(str(e)) from e
         return model_management_pb2.ReloadConfigResponse()

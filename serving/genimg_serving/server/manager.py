@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genimg_serving.configs import ConfigError, ModelConfig
-from genimg_serving.errors import InvalidArgumentError, NotFoundError
+from genimg_serving.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from genimg_serving.server.servable import LoadError, Servable
 
 log = logging.getLogger("genimg_serving")
@@ -136,6 +136,20 @@ class ModelManager:
         with self._lock:
             self._configs = {c.name: c for c in configs}
         self.poll()
+
+    def check_labels(self, configs: list[ModelConfig]) -> None:
+        """FAILED_PRECONDITION, before anything changes, when a label names a version the
+        policy will not serve (TF Serving's ServerCore refuses such a label map)."""
+        for c in configs:
+            try:
+                servable = aspired(c, list_versions(c.base_path)) if c.base_path.is_dir() else {}
+            except OSError:
+                servable = {}
+            for version in sorted(c.labels.values()):
+                if version not in servable:
+                    raise FailedPreconditionError(
+                        f"Request to assign label to version {version} of model {c.name},"
+                        " which is not currently available for inference")
 
     def poll(self) -> None:
         """One pass: load what the policies want, swap, unload the rest."""

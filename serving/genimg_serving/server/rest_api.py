@@ -94,6 +94,17 @@ def predict(manager, spec, body: bytes):
         raise InvalidArgumentError(str(e)) from e
 
 
+# Python's JSON messages as rapidjson words them (what TF Serving's clients match on).
+_RAPIDJSON = {
+    "Expecting value": "Invalid value.",
+    "Expecting property name enclosed in double quotes": "Missing a name for object member.",
+    "Expecting ':' delimiter": "Missing a colon after a name of object member.",
+    "Expecting ',' delimiter": "Missing a comma or ']' after an array element.",
+    "Unterminated string starting at": "Missing a closing quotation mark in string.",
+    "Invalid \\escape": "Invalid escape character in string.",
+}
+
+
 def _parse(body: bytes) -> dict:
     """The request's JSON object; text after it is ignored, as TF Serving ignores it."""
     if not body.strip():
@@ -101,6 +112,8 @@ def _parse(body: bytes) -> dict:
     try:
         text = body.decode("utf-8")
         doc, _ = json.JSONDecoder().raw_decode(text, len(text) - len(text.lstrip()))
+    except json.JSONDecodeError as e:
+        raise InvalidArgumentError(f"JSON Parse error: {_RAPIDJSON.get(e.msg, e.msg)} at offset: {e.pos}") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgumentError(f"JSON Parse error: {e}") from e
     except RecursionError:

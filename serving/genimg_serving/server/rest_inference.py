@@ -14,7 +14,7 @@ import binascii
 
 from genimg_serving import rest_json
 from genimg_serving.errors import InvalidArgumentError
-from genimg_serving.protos import classification_pb2, example_pb2, regression_pb2
+from genimg_serving.protos import classification_pb2, regression_pb2
 from genimg_serving.server import inference
 
 _KIND = {bytes: "bytes_list", float: "float_list", int: "int64_list"}
@@ -62,10 +62,9 @@ def _example(value, example) -> None:
     if not isinstance(value, dict):
         raise InvalidArgumentError(f"Example must be JSON object but got JSON {rest_json.json_type(value)}")
     for name, content in value.items():
-        feature = example_pb2.Feature()
+        feature = example.features.feature[name]  # the request is dropped on an error
         for v in content if isinstance(content, list) else [content]:
             _add_value(v, name, feature)
-        example.features.feature[name].CopyFrom(feature)
 
 
 def _add_value(v, name: str, feature) -> None:

@@ -16,6 +16,9 @@ from genimg_serving.server import rest_api
 
 log = logging.getLogger("genimg_serving")
 
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST",
+                "Access-Control-Allow-Headers": "Content-Type, Authorization"}
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -46,6 +49,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self._serve("POST")
+
+    # Other methods get TF Serving's JSON "Malformed request", not http.server's HTML 501.
+    def do_PUT(self):
+        self._serve("PUT")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
+
+    def do_PATCH(self):
+        self._serve("PATCH")
+
+    def do_OPTIONS(self):
+        if self.headers.get("Origin"):  # a CORS preflight: allowed, as TF Serving allows it
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            return self._reply(200, b"", headers=CORS_HEADERS)
+        self._serve("OPTIONS")
 
     def _serve(self, method: str) -> None:
         path = urlsplit(self.path).path
