@@ -85,6 +85,12 @@ def serve(
         " (TF Serving's defaults unless --batching-parameters-file).")] = False,
     batching_parameters_file: Annotated[Path | None, typer.Option(
         help="BatchingParameters text, e.g. out/serving/batching_parameters.txt (implies --enable-batching).")] = None,
+    max_message_bytes: Annotated[int, typer.Option(
+        help="Largest gRPC message and REST body (0: TF Serving's 2 GiB - 1).")] = 256 * 1024 * 1024,
+    tensor_content: Annotated[bool, typer.Option(
+        "--enable-serialization-as-tensor-content",
+        help="Predict replies carry numbers as tensor_content, as TF Serving's flag of that name"
+             " (default: the typed fields, float_val ...).")] = False,
 ) -> None:
     """Serve SavedModels with TF Serving's gRPC and REST APIs (local development and CI).
 
@@ -110,8 +116,9 @@ def serve(
     if not model_config_file and not (model_name and model_base_path):
         raise InvalidInputError("--model-name and --model-base-path go together"
                                 " (e.g. --model-name srgan --model-base-path out/serving/srgan)")
-    if port < 0 or rest_port < 0 or max_in_flight < 1 or poll_seconds < 0 or max_pixels < 0:
-        raise InvalidInputError("ports, --poll-seconds and --max-pixels must be >= 0 and --max-in-flight >= 1")
+    if min(port, rest_port, poll_seconds, max_pixels, max_message_bytes) < 0 or max_in_flight < 1:
+        raise InvalidInputError("ports, --poll-seconds, --max-pixels and --max-message-bytes must be >= 0"
+                                " and --max-in-flight >= 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     logging.getLogger("genimg_serving").setLevel(logging.INFO)
     from genimg_serving.server import BatchingOptions, ModelServer, read_batching_parameters
@@ -123,7 +130,8 @@ def serve(
             model_name, model_base_path, model_config_file, host=host, grpc_port=port,
             rest_port=rest_port or None, poll_seconds=poll_seconds, max_in_flight=max_in_flight,
             warmup=warmup, tls_cert=tls_cert, tls_key=tls_key, auth_token=auth_token,
-            max_pixels=max_pixels or None, batching=batching)
+            max_pixels=max_pixels or None, batching=batching,
+            max_message_bytes=max_message_bytes or 2**31 - 1, tensor_content=tensor_content)
         server.start()
     except (ConfigError, ValueError) as e:
         raise InvalidInputError(str(e)) from e
