@@ -15,6 +15,7 @@ something ``Converted.write(path, metadata)`` can write.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,19 +118,9 @@ def _artifact(job: Job, out: Path, version: int | None) -> manifest.Artifact:
     target = out / layout.relative_path(place, spec.default_signature.name)
     source_hash = manifest.source_sha256(spec, job.model)
     versions = manifest.tool_versions(*row.tools)
+    recorded = {"version": version} if version else {}
     with fs.atomic_path(target, replace=not row.versioned) as tmp:
-
-        def attempt(fixed, why):
-            converted = row.convert_fn()(job, fixed)
-            options = {**({"version": version} if version else {}), **converted.options,
-                       **({"fixed_size_reason": why} if why else {})}
-            meta = manifest.embedded_metadata(spec, row.name, job.variant.name, list(job.signatures), source_hash,
-                                              versions, fixed, options)
-            fs.remove(tmp)
-            converted.write(tmp, meta)
-            check.smoke_run(spec, row.runner, tmp, job.signatures, check.probe_size(spec, fixed))
-            return converted, options
-
+        attempt = functools.partial(_attempt, job, tmp, recorded, source_hash, versions)
         (converted, options), fixed = with_fallback(job, attempt)
     if converted.finish:
         converted.finish()
@@ -137,6 +128,19 @@ def _artifact(job: Job, out: Path, version: int | None) -> manifest.Artifact:
         spec, out, target, row.name, job.variant.name, signatures=list(job.signatures), source=source_hash,
         versions=versions, seconds=time.perf_counter() - start, fixed_size=fixed, options=options,
     )
+
+
+def _attempt(job: Job, tmp: Path, recorded: dict, source_hash: str, versions: dict, fixed, why):
+    """Convert at ``fixed`` (None: dynamic H x W), write to ``tmp`` with the metadata, smoke-run it.
+    Returns (the Converted, the options to record)."""
+    converted = job.row.convert_fn()(job, fixed)
+    options = {**recorded, **converted.options, **({"fixed_size_reason": why} if why else {})}
+    meta = manifest.embedded_metadata(job.spec, job.row.name, job.variant.name, list(job.signatures), source_hash,
+                                      versions, fixed, options)
+    fs.remove(tmp)
+    converted.write(tmp, meta)
+    check.smoke_run(job.spec, job.row.runner, tmp, job.signatures, check.probe_size(job.spec, fixed))
+    return converted, options
 
 
 def with_fallback(job: Job, attempt):
