@@ -89,6 +89,24 @@ def test_task_metric_reported_next_to_keras():
         assert np.isfinite(row["value"]) and abs(row["delta"]) < 3.0, row
 
 
+def test_pix2pix_brings_its_restoration_metric(tmp_path):
+    """pix2pix's spec names its task metric (zoo.pix2pix.Restoration); parity prints it for a
+    reduced-precision export (TFLite fp16 alone, the quickest to write)."""
+    from genimg_export.exporters import export_variant
+    from genimg_export.exporters.saved_model import SavedModelSource
+    from genimg_export.zoo import loading
+
+    spec = registry.get("pix2pix")
+    model = loading.load_model(spec)
+    with SavedModelSource(spec, model) as source:
+        export_variant(spec, model, tmp_path, "tflite", "fp16", source)
+    result = CliRunner().invoke(app, ["parity", "--model", "pix2pix", "--out", str(tmp_path), "--backends", "tflite"])
+    assert result.exit_code == 0, result.output
+    assert "task metric: PSNR (dB) vs clean: held-out astronaut + coffee, 64x64" in result.output
+    keras, fp16 = (line.split() for line in result.output.splitlines() if line.lstrip().startswith(("keras ", "tflite/fp16")))
+    assert float(keras[1]) > 20 and abs(float(fp16[1]) - float(keras[1])) < 0.5, result.output
+
+
 def _flip_tflite_weights(path):
     """Negate the largest float buffer (a conv kernel) of a .tflite file in place."""
     from ai_edge_litert import schema_py_generated as schema

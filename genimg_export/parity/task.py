@@ -4,8 +4,8 @@ Parity says how far an export is from Keras; this says what that costs in the
 terms a user cares about (srgan: PSNR against the true high-resolution image).
 A spec may bring its own as ``spec.extra["task_metric"]``: an object with a
 ``name`` and ``score(run, size) -> float`` where ``run`` maps an input dict to
-an output dict. Super-resolution models (image-to-image, scale > 1) get one
-built in.
+an output dict (pix2pix brings ``zoo.pix2pix.Restoration``). Super-resolution
+models (image-to-image, scale > 1) get one built in.
 """
 
 from __future__ import annotations
@@ -37,29 +37,6 @@ class SuperResolution:
         hr = np.stack([_centre_crop(img, h * self.scale, w * self.scale) for img in data.photos("held_out")])
         sr = run({self.input: data.downscale(hr, self.scale)})[self.output]
         return float(np.mean([data.psnr(data.luma(np.clip(s, -1, 1)), data.luma(t)) for s, t in zip(sr, hr)]))
-
-
-@dataclass(frozen=True)
-class Restoration:
-    """Mean RGB PSNR of restored held-out photographs (centre crops, degraded by
-    ``data.degrade`` with a fixed seed) against the clean originals. For a
-    restoration model, set ``extra={"task_metric": Restoration("degraded", "restored")}``."""
-
-    input: str
-    output: str
-    size: tuple[int, int] = (64, 64)
-
-    @property
-    def name(self) -> str:
-        return f"PSNR (dB) vs clean: held-out astronaut + coffee, {self.size[0]}x{self.size[1]}, noise + holes"
-
-    def score(self, run, size=None) -> float:
-        from genimg_export.zoo import data
-
-        h, w = size or self.size
-        clean = np.stack([_centre_crop(img, h, w) for img in data.photos("held_out")])
-        restored = run({self.input: data.degrade(clean, np.random.default_rng(2024))})[self.output]
-        return float(np.mean([data.psnr(np.clip(r, -1, 1), c) for r, c in zip(restored, clean)]))
 
 
 def for_spec(spec):
