@@ -89,9 +89,21 @@ def test_other_errors_are_not_retried(affine_server):
     with Client(affine_server.target, retries=5) as client:
         with pytest.raises(NotFoundError, match=r"Latest\(nope\)"):
             client.metadata("nope")
-    line = 'request_count{model_name="nope",api="GetModelMetadata",status="NOT_FOUND"}'
-    count = [ln for ln in affine_server.metrics.prometheus_text().splitlines() if line in ln]
-    assert line not in before and count and count[0].endswith(" 1")
+    labels = {"model_name": "nope", "api": "GetModelMetadata", "status": "NOT_FOUND"}
+    assert _sample(before, ":tensorflow:serving:request_count", labels) is None
+    assert _sample(affine_server.metrics.prometheus_text(), ":tensorflow:serving:request_count", labels) == 1
+
+
+def _sample(text: str, name: str, labels: dict):
+    """A sample's value from a Prometheus page, read by prometheus_client's parser
+    (label order and "1" vs "1.0" are the writer's choice, not part of the format)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
 
 
 def test_deadline_exceeded_keeps_its_own_error(affine_server):
@@ -281,8 +293,9 @@ def test_prometheus_metrics_on_the_rest_port(affine_server):
         client.predict("affine", {"x": np.zeros((1, 2, 2, 3), np.float32)})
     with urllib.request.urlopen(f"{affine_server.rest_url}/monitoring/prometheus/metrics", timeout=30) as r:
         text = r.read().decode()
-    assert ':tensorflow:serving:request_count{model_name="affine",api="Predict",status="OK"}' in text
-    assert ':tensorflow:serving:request_latency_count{model_name="affine",API="Predict"}' in text
+    assert _sample(text, ":tensorflow:serving:request_count",
+                   {"model_name": "affine", "api": "Predict", "status": "OK"}) >= 1
+    assert _sample(text, ":tensorflow:serving:request_latency_count", {"model_name": "affine", "API": "Predict"}) >= 1
 
 
 def test_pixel_cap_on_both_ports(affine_base):

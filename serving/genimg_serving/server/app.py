@@ -114,8 +114,7 @@ class ModelServer:
         """Stop accepting calls, let in-flight ones finish (up to ``grace`` s)."""
         self.manager.stop()
         if self._rest is not None:
-            self._rest.shutdown()
-            self._rest.server_close()
+            self._rest.stop()
             self._rest = None
         if self._grpc is not None:
             self._grpc.stop(grace).wait()

@@ -46,34 +46,52 @@ class Metrics:
                 self._latency_n[(model, api)] += 1
 
     def prometheus_text(self) -> str:
-        with self._lock:
-            lines = ["# TYPE :tensorflow:serving:request_count counter"]
-            for (model, api, status), n in sorted(self._count.items()):
-                lines.append(
-                    f':tensorflow:serving:request_count{{model_name="{_esc(model)}",'
-                    f'api="{api}",status="{status}"}} {n}'
-                )
-            lines.append("# TYPE :tensorflow:serving:request_latency summary")
-            for (model, api), total in sorted(self._latency_us.items()):
-                labels = f'model_name="{_esc(model)}",API="{api}"'
-                lines.append(f":tensorflow:serving:request_latency_sum{{{labels}}} {total:.0f}")
-                lines.append(
-                    f":tensorflow:serving:request_latency_count{{{labels}}}"
-                    f" {self._latency_n[(model, api)]}"
-                )
-        return "\n".join(lines + self._batching_lines()) + "\n"
+        """The Prometheus page, written by ``prometheus_client`` from a registry of our own."""
+        from prometheus_client import CollectorRegistry, generate_latest
 
-    def _batching_lines(self) -> list[str]:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(self))
+        return generate_latest(registry).decode("utf-8")
+
+    def families(self):
+        """The metric families, named as TF Serving names them."""
+        from prometheus_client.core import Metric
+
+        # "unknown" (untyped) rather than "counter": prometheus_client would rename a
+        # counter to *_total, and dashboards built on TF Serving query request_count.
+        count = Metric(_COUNT, "Number of requests by model, API and status.", "unknown")
+        latency = Metric(_LATENCY, "Request latency in microseconds.", "summary")
+        with self._lock:
+            for (model, api, status), n in sorted(self._count.items()):
+                count.add_sample(_COUNT, {"model_name": model, "api": api, "status": status}, n)
+            for (model, api), total in sorted(self._latency_us.items()):
+                labels = {"model_name": model, "API": api}
+                latency.add_sample(f"{_LATENCY}_sum", labels, round(total))
+                latency.add_sample(f"{_LATENCY}_count", labels, self._latency_n[(model, api)])
+        return [count, latency, *self._batching_families()]
+
+    def _batching_families(self):
+        from prometheus_client.core import Metric
+
         if self.batcher is None:
             return []
         counts = self.batcher.processed()
-        lines = []
+        families = []
         for i, name in enumerate(("batches", "rows", "padding_rows")):
-            lines.append(f"# TYPE :genimg_serving:batching:{name} counter")
-            lines += [f':genimg_serving:batching:{name}{{model_name="{_esc(model)}"}} {c[i]}'
-                      for model, c in sorted(counts.items())]
-        return lines
+            family = Metric(f":genimg_serving:batching:{name}", f"Server-side batching: {name}.", "unknown")
+            for model, c in sorted(counts.items()):
+                family.add_sample(family.name, {"model_name": model}, c[i])
+            families.append(family)
+        return families
 
 
-def _esc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+_COUNT = ":tensorflow:serving:request_count"
+_LATENCY = ":tensorflow:serving:request_latency"
+
+
+class _Collector:
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self):
+        return self.metrics.families()

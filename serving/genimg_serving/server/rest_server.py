@@ -1,14 +1,25 @@
-"""HTTP plumbing for the REST API: threads, limits, TLS, bearer token."""
+"""HTTP plumbing for the REST API on Tornado's HTTP server: limits, TLS, bearer token.
+
+Tornado reads requests on one event loop: a body, chunked or not, is buffered
+there in full (as TF Serving buffers it before taking a worker), so clients that
+stall mid-upload hold a socket, not a worker, and are dropped after
+``BODY_SECONDS``. Only a complete request takes one of the ``max_in_flight``
+slots and runs ``rest_api.handle`` on a worker thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-import socket
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from concurrent.futures import ThreadPoolExecutor
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.netutil
+import tornado.web
 
 from genimg_serving import rest_json
 from genimg_serving.configs import PROMETHEUS_PATH
@@ -16,105 +27,153 @@ from genimg_serving.server import rest_api
 
 log = logging.getLogger("genimg_serving")
 
+BODY_SECONDS = 60.0  # a request body must arrive within this
+IDLE_SECONDS = 120.0  # a keep-alive connection may stay silent this long
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST",
                 "Access-Control-Allow-Headers": "Content-Type, Authorization"}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False  # a busy port is an error
+class _Front:
+    """What every request needs: the manager, metrics, limits and the worker pool."""
 
-    def __init__(self, address, manager, metrics, *, max_body_bytes, max_in_flight, auth_token):
-        super().__init__(address, _Handler)
+    def __init__(self, manager, metrics, max_body_bytes: int, max_in_flight: int, auth_token):
         self.manager, self.metrics = manager, metrics
-        self.max_body_bytes = max_body_bytes
-        self.max_in_flight = max_in_flight
+        self.max_body_bytes, self.max_in_flight = max_body_bytes, max_in_flight
         self.slots = threading.BoundedSemaphore(max_in_flight)
+        self.pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="genimg-rest")
         self.expected_auth = f"Bearer {auth_token}".encode() if auth_token else None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: one connection per client
-    timeout = 120  # seconds a silent connection may hold a thread
-    server_version = "genimg-serving"
+@tornado.web.stream_request_body
+class _Handler(tornado.web.RequestHandler):
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD")
 
-    def setup(self):
-        super().setup()
-        # Headers and body go out in two writes; without NODELAY, Nagle plus the
-        # client's delayed ACK adds ~40 ms to every reply.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def initialize(self, front: _Front):
+        self.front = front
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.refused = False
 
-    def do_GET(self):
-        self._serve("GET")
+    def prepare(self):
+        # Checked on the headers, before any of the body is read.
+        self.request.connection.set_max_body_size(2**63 - 1)  # our own limit, with a JSON reply
+        front = self.front
+        if front.expected_auth and not hmac.compare_digest(
+                (self.request.headers.get("Authorization") or "").encode(), front.expected_auth):
+            return self._refuse(401, "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"})
+        length = int(self.request.headers.get("Content-Length") or 0)
+        if length > front.max_body_bytes:
+            return self._refuse(413, self._too_large(length))
 
-    def do_POST(self):
-        self._serve("POST")
+    def data_received(self, chunk: bytes):
+        if self.refused:
+            return
+        self.size += len(chunk)
+        if self.size > self.front.max_body_bytes:  # chunked bodies have no Content-Length
+            return self._refuse(413, self._too_large(self.size))
+        self.chunks.append(chunk)
 
-    # Other methods get TF Serving's JSON "Malformed request", not http.server's HTML 501.
-    def do_PUT(self):
-        self._serve("PUT")
+    def _too_large(self, size: int) -> str:
+        return f"request body of {size} bytes exceeds the limit of {self.front.max_body_bytes} bytes"
 
-    def do_DELETE(self):
-        self._serve("DELETE")
+    def _refuse(self, status: int, message: str, headers: dict | None = None) -> None:
+        self.refused = True
+        self.set_header("Connection", "close")  # the rest of the body is not read
+        self._reply(status, rest_json.dumps({"error": message}), headers=headers)
 
-    def do_PATCH(self):
-        self._serve("PATCH")
+    async def get(self):
+        await self._serve("GET")
 
-    def do_OPTIONS(self):
-        if self.headers.get("Origin"):  # a CORS preflight: allowed, as TF Serving allows it
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
+    async def post(self):
+        await self._serve("POST")
+
+    async def put(self):
+        await self._serve("PUT")
+
+    async def delete(self):
+        await self._serve("DELETE")
+
+    async def patch(self):
+        await self._serve("PATCH")
+
+    async def head(self):
+        await self._serve("HEAD")
+
+    async def options(self):
+        if self.request.headers.get("Origin"):  # a CORS preflight: allowed, as TF Serving allows it
             return self._reply(200, b"", headers=CORS_HEADERS)
-        self._serve("OPTIONS")
+        await self._serve("OPTIONS")
 
-    def _serve(self, method: str) -> None:
-        path = urlsplit(self.path).path
-        length = int(self.headers.get("Content-Length") or 0)
-        if self.server.expected_auth and not hmac.compare_digest(
-            (self.headers.get("Authorization") or "").encode(), self.server.expected_auth
-        ):
-            return self._error(401, "missing or invalid bearer token", length)
-        if length > self.server.max_body_bytes:
-            return self._error(
-                413, f"request body of {length} bytes exceeds the limit of"
-                f" {self.server.max_body_bytes} bytes", length)
-        if not self.server.slots.acquire(blocking=False):
-            return self._error(
-                429, f"too many requests in flight (limit {self.server.max_in_flight});"
-                " retry with backoff", length)
+    async def _serve(self, method: str) -> None:
+        if self.refused:
+            return
+        front, path = self.front, self.request.path
+        if not front.slots.acquire(blocking=False):
+            return self._reply(429, rest_json.dumps({"error": (
+                f"too many requests in flight (limit {front.max_in_flight}); retry with backoff")}))
         try:
-            body = self.rfile.read(length) if length else b""
             if method == "GET" and path == PROMETHEUS_PATH:
-                return self._reply(200, self.server.metrics.prometheus_text().encode(), "text/plain")
+                text = await self._in_pool(front.metrics.prometheus_text)
+                return self._reply(200, text.encode(), "text/plain; version=0.0.4")
             if not path.lower().startswith("/v1/"):
                 return self._reply(404, rest_json.dumps({"error": f"Not found: {path}"}))
-            status, payload = rest_api.handle(self.server.manager, self.server.metrics,
-                                              method, path, body)
+            body = b"".join(self.chunks)
+            status, payload = await self._in_pool(
+                rest_api.handle, front.manager, front.metrics, method, path, body)
             self._reply(status, payload)
         finally:
-            self.server.slots.release()
+            front.slots.release()
 
-    def _error(self, status: int, message: str, unread: int) -> None:
-        if unread:  # the body is not read: do not reuse the connection
-            self.close_connection = True
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-        self._reply(status, rest_json.dumps({"error": message}), headers=headers)
+    def _in_pool(self, fn, *args):
+        return asyncio.get_running_loop().run_in_executor(self.front.pool, fn, *args)
 
     def _reply(self, status: int, body: bytes, content_type: str = "application/json",
                headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.set_status(status)
+        self.set_header("Content-Type", content_type)
         for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+            self.set_header(key, value)
+        self.finish(body)
 
-    def log_message(self, format, *args):  # route http.server's stderr lines to logging
-        log.debug("%s %s", self.address_string(), format % args)
+    def log_exception(self, typ, value, tb):  # a bug: keep serving, log it once
+        log.error("REST request failed", exc_info=(typ, value, tb))
+
+    def write_error(self, status_code: int, **kwargs):  # JSON, never Tornado's HTML page
+        self.finish(rest_json.dumps({"error": self._reason}))
+
+
+class RestServer:
+    """Tornado's HTTPServer on its own event loop thread."""
+
+    def __init__(self, front: _Front, sockets, ssl_context):
+        self.front, self.slots = front, front.slots
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(sockets, ssl_context),
+                                        name="genimg-rest", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _run(self, sockets, ssl_context) -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        app = tornado.web.Application([(r".*", _Handler, {"front": self.front})])
+        self._http = tornado.httpserver.HTTPServer(
+            app, ssl_options=ssl_context, body_timeout=BODY_SECONDS,
+            idle_connection_timeout=IDLE_SECONDS, max_buffer_size=self.front.max_body_bytes + 65536)
+        self._http.add_sockets(sockets)
+        self._loop = tornado.ioloop.IOLoop.current()
+        self._ready.set()
+        self._loop.start()
+        self._loop.close(all_fds=True)
+
+    def stop(self) -> None:
+        async def shut():
+            self._http.stop()
+            await self._http.close_all_connections()
+            self._loop.stop()
+
+        self._loop.add_callback(shut)
+        self._thread.join(timeout=30)
+        self.front.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def start_rest(manager, metrics, host: str, port: int, *, max_body_bytes: int,
@@ -122,14 +181,9 @@ def start_rest(manager, metrics, host: str, port: int, *, max_body_bytes: int,
                auth_token: str | None = None):
     """Start the REST server in a thread; returns (server, bound port)."""
     try:
-        server = _Server((host, port), manager, metrics, max_body_bytes=max_body_bytes,
-                         max_in_flight=max_in_flight, auth_token=auth_token)
+        sockets = tornado.netutil.bind_sockets(port, address=host)
     except OSError as e:
         raise OSError(f"cannot listen for REST on {host}:{port}: {e.strerror}") from e
-    if ssl_context is not None:
-        # The handshake happens in the request thread, not in the accept loop.
-        server.socket = ssl_context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False)
-    thread = threading.Thread(target=server.serve_forever, name="genimg-rest", daemon=True)
-    thread.start()
-    return server, server.server_address[1]
+    front = _Front(manager, metrics, max_body_bytes, max_in_flight, auth_token)
+    server = RestServer(front, sockets, ssl_context)
+    return server, sockets[0].getsockname()[1]
