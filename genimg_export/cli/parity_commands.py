@@ -116,7 +116,7 @@ def _print(result) -> None:
     for r in result.rows:
         verdict = "[green]pass[/]" if r.passed else f"[red]FAIL[/] {r.reason}"
         table.add_row(
-            f"{reference} (reference)" if r.backend == "keras" else r.backend, r.variant or "-",
+            f"{reference} (reference)" if r.backend == "keras" else r.backend, _variant(r, result.sizes),
             *([r.signature] if many else []), r.output,
             "-" if not r.ran else "ok" if r.shape_ok and r.dtype_ok else "[red]mismatch[/]",
             _num(r.max_abs, ".2e"), _num(r.mean_abs, ".2e"), _num(r.psnr_db, ".1f"), _num(r.ssim, ".4f"),
@@ -133,6 +133,12 @@ def _print(result) -> None:
         for row in task["rows"]:
             value = "error: " + row.get("error", "") if row["value"] is None else f"{row['value']:.2f}  ({row['delta']:+.2f} vs keras)"
             console.print(f"  {row['backend'] + '/' + row['variant']:<16} {value}")
+
+
+def _variant(row, sizes) -> str:
+    """The variant, with the size it ran at when that is not the header's (a fixed-size export)."""
+    own = row.sizes and [list(s) for s in row.sizes] != [list(s) for s in sizes]
+    return (row.variant or "-") + (f" @ {', '.join('x'.join(map(str, s)) for s in row.sizes)}" if own else "")
 
 
 def _num(value, fmt: str) -> str:

@@ -47,6 +47,7 @@ class Row:
     dtype_ok: bool = True
     frac_outside: float | None = None
     threshold: dict | None = None  # the rule applied (metrics.Threshold.to_json)
+    sizes: list | None = None  # the (H, W) sizes this row ran at (a fixed-size export: its own)
     ran: bool = True  # False when the backend could not be opened or run (not in the JSON)
 
     @property
@@ -218,7 +219,10 @@ def _check_target(spec, target: Target, plan: InputPlan, reference: _Reference, 
         _keep_pictures(result, sig, target.label, plan, sizes[i],
                        {k: v[i] for k, v in refs.items()}, {k: v[i] for k, v in outs.items()})
     override = result.tolerance_overrides.get(target.label)
-    return [_row(spec, target, t, refs[t.name], outs[t.name], override) for t in sig.outputs]
+    rows = [_row(spec, target, t, refs[t.name], outs[t.name], override) for t in sig.outputs]
+    for row in rows:
+        row.sizes = [list(s) for s in sizes if s is not None] or None
+    return rows
 
 
 def _task_score(result: Result, target: Target, runner, spec, reference: _Reference) -> None:

@@ -57,7 +57,6 @@ def _to_hub(arch: Arch, x: np.ndarray) -> np.ndarray:
 
 def measure(arch: Arch, root: Path, form: str = "keras", full: bool = False) -> Measured:
     """Export ``arch`` to every (format, variant) and check each with parity."""
-    from genimg_export.artifacts.formats import format_variants
     from genimg_export.exporters import run_all
     from genimg_export.parity import run_parity
     from genimg_export.zoo import loading, user
@@ -69,21 +68,23 @@ def measure(arch: Arch, root: Path, form: str = "keras", full: bool = False) -> 
     start = time.perf_counter()
     outcomes = run_all(spec, spec.extra["model"], root / f"out_{form}", calibration_samples=CALIBRATION)
     got.export_seconds = time.perf_counter() - start
-    for o in outcomes:
-        cell = f"{o.format}/{o.variant}"
-        got.cells[cell] = "ok" if o.ok else f"export: {o.error or o.skipped}"
-        got.seconds[cell] = round(o.seconds, 1)
+    got.seconds = {f"{o.format}/{o.variant}": round(o.seconds, 1) for o in outcomes}
     start = time.perf_counter()
     result = run_parity(str(path), root / f"out_{form}", keras_model=spec.extra["model"])
     got.parity_seconds = time.perf_counter() - start
-    for r in result.rows:
-        cell = r.label if r.variant else None
-        if cell in got.cells and got.cells[cell] == "ok" and not r.passed:
-            got.cells[cell] = f"parity ({r.output}): {r.reason}"
-    missing = [f"{f}/{v}" for f, v in format_variants() if f"{f}/{v}" not in got.cells]
-    for cell in missing:
-        got.cells[cell] = "not attempted"
+    got.cells = cells(outcomes, result)
     return got
+
+
+def cells(outcomes, result) -> dict[str, str]:
+    """{format/variant: "ok" | why not} from ``run_all``'s outcomes and a parity result."""
+    from genimg_export.artifacts.formats import format_variants
+
+    found = {f"{o.format}/{o.variant}": "ok" if o.ok else f"export: {o.error or o.skipped}" for o in outcomes}
+    for r in result.rows:
+        if found.get(r.label) == "ok" and not r.passed:
+            found[r.label] = f"parity ({r.output}): {r.reason}"
+    return {f"{f}/{v}": found.get(f"{f}/{v}", "not attempted") for f, v in format_variants()}
 
 
 def _params(spec) -> int:
@@ -94,7 +95,8 @@ def _params(spec) -> int:
 def markdown_row(m: Measured, columns: list[str]) -> str:
     cells = ["✓" if m.cells.get(c) == "ok" else f"✗ {m.cells.get(c, '-')}".replace("|", "/") for c in columns]
     seconds = f"{m.export_seconds:.0f} + {m.parity_seconds:.0f}"
-    return f"| {m.arch} | {m.form} | {m.params:,} | {' | '.join(cells)} | {seconds} |"
+    params = f"{m.params:,}" if m.params else "-"
+    return f"| {m.arch} | {m.form} | {params} | {' | '.join(cells)} | {seconds} |"
 
 
 def main(argv: list[str]) -> None:

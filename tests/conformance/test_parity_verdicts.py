@@ -17,7 +17,7 @@ ORDERS = [
 
 
 def _verdicts(cli, path, out, backends, tmp_path, *extra):
-    result = cli("parity", "--model", path, "--artifacts", out, "--backends", backends, "--json",
+    result = cli("parity", "--model", path, "--out", out, "--backends", backends, "--json",
                  tmp_path / "p.json", *extra)
     doc = json.loads((tmp_path / "p.json").read_text())
     return result, doc, {(r["backend"], r["variant"], r["output"]): (r["passed"], r["max_abs"]) for r in doc["rows"]}
