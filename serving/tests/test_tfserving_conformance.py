@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from harness.serving import start_server
 
+from genimg_serving.client import Client
 from genimg_serving.configs import parse_model_config, single_model
 from genimg_serving.protos import (
     classification_pb2,
@@ -431,6 +432,9 @@ def test_replies_fill_float_val_unless_tensor_content_is_asked_for(testdata):
         request.inputs["x"].tensor_shape.dim.add().size = 1
         y = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30).outputs["y"]
         channel.close()
+        with Client(server.target) as client:  # the project's client reads either form
+            got = client.predict("default", {"x": np.float32([[2.0]])})["y"]
     finally:
         server.stop()
     assert not y.float_val and np.frombuffer(y.tensor_content, "<f4").tolist() == [3.0]
+    assert got.tolist() == [[3.0]]
