@@ -13,8 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from _tfserving_twins import SOURCES, build_testdata, shared_testdata  # noqa: E402
 from harness.serving import start_server, write_affine  # noqa: E402
+from harness.tfserving_twins import SOURCES, build_testdata, shared_testdata  # noqa: E402
 
 
 @pytest.fixture(scope="session")

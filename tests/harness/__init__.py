@@ -8,6 +8,7 @@ the same path through ``child_env()``.
 - ``zoo_exports``: zoo models exported once per test process;
 - ``artifact_checks``: one exported artifact checked against its spec;
 - ``serving``: TF Serving's test models, tiny SavedModels, local servers on loopback.
+- ``tfserving_twins``: twins of TF Serving's test models, built with TensorFlow.
 """
 
 from __future__ import annotations

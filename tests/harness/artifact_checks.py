@@ -103,7 +103,8 @@ def _check_onnx(spec, artifact, path):
     (sig_name,) = artifact.signatures
     sig = spec.signature(sig_name)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for values, tensors, output in ((session.get_inputs(), sig.inputs, False), (session.get_outputs(), sig.outputs, True)):
+    sides = ((session.get_inputs(), sig.inputs, False), (session.get_outputs(), sig.outputs, True))
+    for values, tensors, output in sides:
         assert sorted(v.name for v in values) == sorted(t.name for t in tensors)
         by_name = {v.name: v for v in values}
         for t in tensors:
