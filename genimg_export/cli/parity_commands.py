@@ -28,6 +28,11 @@ def parity(
     report: Annotated[Path | None, typer.Option(help="Write a PNG contact sheet: reference, outputs, |diff| heatmaps.")] = None,
     samples_npz: Annotated[Path | None, typer.Option(help="Inputs to use, an .npz keyed by input name.")] = None,
     input_range: Annotated[str, typer.Option(help="LOW,HIGH of random inputs for a user's model without data.")] = "-1,1",
+    output_range: Annotated[
+        list[str] | None,
+        typer.Option(help="Declare an output's value range where the model does not (a SavedModel):"
+                     " NAME=LO,HI, or LO,HI for every image output; images are compared over it. Repeatable."),
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="Threads for the tflite and onnx runners.")] = None,
     grpc_target: Annotated[str, typer.Option(help="HOST:PORT of the gRPC server (backend grpc).")] = "localhost:8500",
     rest_target: Annotated[str, typer.Option(help="HOST:PORT of the REST server (backend rest).")] = "localhost:8501",
@@ -66,6 +71,7 @@ def parity(
         model, out, _split(backends), samples=samples, seed=seed, npz=npz,
         input_range=_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
         servers={"grpc": grpc_target, "rest": rest_target}, tolerances=overrides,
+        output_ranges=_output_ranges(output_range),
     )
     _print(result)
     if json_out is not None:
@@ -92,13 +98,26 @@ def _tolerances(items: list[str] | None) -> dict[str, dict]:
     return parse_tolerances(items, [f"{b}/{v}" for b, v in default_tolerances()])
 
 
-def _range(text: str) -> tuple[float, float]:
+def _output_ranges(items: list[str] | None) -> dict[str, tuple[float, float]]:
+    from genimg_export.errors import InvalidInputError
+
+    ranges = {}
+    for item in items or []:
+        name, _, text = item.rpartition("=")
+        lo, hi = _range(text, "--output-range")
+        if not lo < hi:
+            raise InvalidInputError(f"--output-range {item}: LO must be below HI (e.g. image=0,255)")
+        ranges[name or "*"] = (lo, hi)
+    return ranges
+
+
+def _range(text: str, flag: str = "--input-range") -> tuple[float, float]:
     from genimg_export.errors import InvalidInputError
 
     try:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise InvalidInputError(f"--input-range must be LOW,HIGH (e.g. -1,1 or 0,255), got '{text}'") from None
+        raise InvalidInputError(f"{flag} must be LOW,HIGH (e.g. -1,1 or 0,255), got '{text}'") from None
     return lo, hi
 
 

@@ -71,6 +71,7 @@ class Result:
     pictures: dict = field(default_factory=dict)
     reference: str = "keras"  # what the rows are compared with: "keras" or "saved_model" (a user's SavedModel)
     tolerance_overrides: dict = field(default_factory=dict)  # parsed --tolerance values by label
+    output_ranges: dict = field(default_factory=dict)  # --output-range: output name ("*": every image) -> [lo, hi]
 
     @property
     def passed(self) -> bool:
@@ -87,6 +88,7 @@ class Result:
             "task_metric": self.task_metric,
             "notes": self.notes,
             "tolerance_overrides": self.tolerance_overrides,
+            "output_ranges": self.output_ranges,
         }
 
 
@@ -94,7 +96,7 @@ def run_parity(
     model: str, artifacts: Path | None, backends: list[str] | None = None, *, samples: int = 8, seed: int = 0,
     npz: dict | None = None, input_range=(-1.0, 1.0), threads: int | None = None, weights=None,
     allow_unsafe: bool = False, servers: dict[str, str] | None = None, keras_model=None,
-    tolerances: dict[str, dict] | None = None,
+    tolerances: dict[str, dict] | None = None, output_ranges: dict[str, tuple[float, float]] | None = None,
 ) -> Result:
     """Everything ``genimg-export parity`` does before printing: resolve the model,
     find the targets, make the inputs, check.
@@ -104,6 +106,8 @@ def run_parity(
         backends: None means keras plus every local backend found in ``artifacts``.
         keras_model: the reference model, if already loaded (else from ``weights``).
         tolerances: overrides by label (``metrics.parse_tolerances`` of ``--tolerance``).
+        output_ranges: value ranges of outputs the model does not declare (a SavedModel's),
+            by output name, "*" for every image output; images are then compared over them.
     """
     from genimg_export.runners.discover import discover, local_backends
     from genimg_export.zoo import loading
@@ -117,7 +121,8 @@ def run_parity(
     if keras_model is None:
         keras_model = loading.load_model(spec, weights, allow_unsafe)
     options = {t.backend: runner_options(t.backend, threads) for t in targets}
-    result = check(spec, keras_model, targets, plan, options, tolerances)
+    result = check(_with_output_ranges(spec, output_ranges or {}), keras_model, targets, plan, options, tolerances)
+    result.output_ranges = {k: list(v) for k, v in (output_ranges or {}).items()}
     result.notes += _source_notes(spec, keras_model, targets)
     return result
 
@@ -294,6 +299,27 @@ def _row(spec, target: Target, tensor, refs: list, outs: list, override: dict | 
         passed=not reasons, reason="; ".join(reasons) or None, signature=target.signature,
         dtype_ok=dtype_ok, frac_outside=cmp.frac_outside, threshold=threshold.to_json() if threshold else None,
     )
+
+
+def _with_output_ranges(spec, ranges: dict):
+    """The spec with ``ranges`` declared on its outputs; an unknown output name is an error."""
+    import dataclasses
+
+    from genimg_export.errors import InvalidInputError
+
+    names = [t.name for s in spec.signatures for t in s.outputs]
+    unknown = [n for n in ranges if n != "*" and n not in names]
+    if unknown:
+        raise InvalidInputError(f"--output-range: model '{spec.name}' has no output {unknown[0]!r}; outputs: {names}")
+    if not ranges:
+        return spec
+
+    def declared(t):
+        value = ranges.get(t.name, ranges.get("*") if t.is_image else None)
+        return dataclasses.replace(t, value_range=tuple(value)) if value else t
+
+    sigs = tuple(dataclasses.replace(s, outputs=tuple(declared(t) for t in s.outputs)) for s in spec.signatures)
+    return dataclasses.replace(spec, signatures=sigs)
 
 
 def reference_kind(spec) -> str:

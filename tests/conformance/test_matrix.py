@@ -21,7 +21,8 @@ RETRY = "conversion retry at a fixed size not built yet: issue 12 item 2"
 ONNX_Y = ("onnxruntime cannot load the ONNX file of a SavedModel whose input is named 'y': 'Shape of initializer y"
           " does not match' (ONNX exporter: issue 12 item 1)")
 SPREAD = ("no declared output range in a SavedModel: PSNR is taken over the reference's own spread (a few of 0..255"
-          " for a random-init decoder), so int8 fails a floor it meets over 0..255 (issue 12 item 3: a way to declare it)")
+          " for a random-init decoder), so int8 fails a floor it meets over 0..255; parity --output-range image=0,255"
+          " declares it (test_parity_verdicts); the manifest could carry it (issue 12 item 3)")
 INSTANCE_NORM = "instance norm in full-integer TFLite: PSNR ~21-23 dB < 30 dB (DESIGN pitfall; exporter work)"
 QLINEAR = ("onnxruntime QLinearConv ComputeOutputScale fails on the int8 graph of the instance-norm network"
            " (ONNX int8 exporter: issue 12 item 1)")
@@ -82,3 +83,15 @@ def test_a_tflite_failure_names_the_op_and_the_layer(matrix):
     """Until the retry lands, the reason must at least say which op and where."""
     reason = matrix("rrdbnet", "keras")["tflite/fp32"]
     assert "op tf.Conv2D is not a TFLite builtin" in reason and "conv2d" in reason
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=RETRY)
+def test_full_size_rrdbnet_gets_all_seven_exports(tmp_path):
+    """ESRGAN's generator at the paper's size (23 RRDB, 64 features, 16.7 M params)."""
+    from conformance.architectures import ARCHS
+    from conformance.matrix import measure
+
+    got = measure(ARCHS["rrdbnet"], tmp_path, "keras", full=True)
+    assert got.params > 16_000_000
+    assert got.cells == {c: "ok" for c in CELLS}, got.cells

@@ -92,3 +92,26 @@ def test_the_report_draws_every_output_failing_ones_first(exported, tmp_path):
     sections = [name for name, _ in report._sections(result)]
     assert sections == ["score", "enhanced"]  # score fails fp16 at a zero tolerance: drawn first
     assert Image.open(report.write_contact_sheet(result, tmp_path / "r.png")).size[1] > 400
+
+
+def test_an_output_range_declared_on_the_cli_is_used_for_a_savedmodel(exported, cli, tmp_path):
+    """A SavedModel declares no output range: PSNR over the reference's spread (a few units of
+    0..255 for a random-init decoder) fails int8; declaring 0..255 judges it over the real range."""
+    path, out, _ = exported("vae_decoder", "hub")
+    result, doc, _ = _verdicts(cli, path, out, "tflite", tmp_path)
+    int8 = next(r for r in doc["rows"] if r["variant"] == "int8")
+    assert not int8["passed"] and int8["threshold"]["range_from"] == "reference spread"
+    result, doc, _ = _verdicts(cli, path, out, "tflite", tmp_path, "--output-range", "image=0,255")
+    assert result.exit_code == 0, result.output
+    int8 = next(r for r in doc["rows"] if r["variant"] == "int8")
+    assert int8["threshold"]["data_range"] == 255.0 and int8["threshold"]["range_from"] == "declared"
+    assert doc["output_ranges"] == {"image": [0.0, 255.0]}
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("nope=0,1", "has no output 'nope'"), ("image=1,0", "LO must be below HI"), ("image=a,b", "--output-range must be"),
+])
+def test_bad_output_ranges_are_one_line(exported, cli, value, message):
+    path, out, _ = exported("vae_decoder", "hub")
+    result = cli("parity", "--model", path, "--out", out, "--backends", "keras", "--output-range", value)
+    assert result.exit_code == 2 and message in result.output, result.output
