@@ -70,6 +70,7 @@ class Format:
 
     Args:
         name: manifest ``format``.
+        title: how messages name it ("ONNX").
         variants: in export order; the first is the default float one.
         converter: ``module:function`` making one variant (imported lazily).
         runner: backend name in ``genimg_export.runners.BACKENDS``.
@@ -82,11 +83,12 @@ class Format:
         thread_option: the runner keyword that takes a thread count, if any.
         served_by: server backends that serve this format's artifacts (same tolerance).
         tools: distributions whose versions the manifest records beside the base ones.
-        read_metadata: ``module:function`` reading a file's embedded metadata,
-            where discovery without a manifest needs it (its fixed size).
+        read_metadata: ``module:function`` reading a file's embedded metadata (None if
+            absent), for ``info`` and for discovery without a manifest (the fixed size).
     """
 
     name: str
+    title: str
     variants: tuple[Variant, ...]
     converter: str
     runner: str
@@ -144,6 +146,7 @@ FORMATS: dict[str, Format] = {
     for f in (
         Format(
             name="saved_model",
+            title="SavedModel",
             variants=(Variant("fp32", options=("version",)),),
             converter="genimg_export.exporters.saved_model:convert",
             runner="saved_model",
@@ -154,6 +157,7 @@ FORMATS: dict[str, Format] = {
         ),
         Format(
             name="tflite",
+            title="TFLite",
             variants=(
                 Variant("fp32"),
                 Variant("fp16", Tolerance(min_psnr_db=45.0), quantization=FLOAT16_WEIGHTS),
@@ -171,6 +175,7 @@ FORMATS: dict[str, Format] = {
         ),
         Format(
             name="onnx",
+            title="ONNX",
             variants=(
                 Variant("fp32", options=("opset",)),
                 Variant("int8", _QUANTIZED, options=("opset", "calibration_samples"), calibrated=True,
@@ -184,6 +189,7 @@ FORMATS: dict[str, Format] = {
             tag_default=False,
             thread_option="num_threads",
             tools=("tf2onnx", "onnx", "onnxruntime"),
+            read_metadata="genimg_export.exporters.onnx:read_metadata",
         ),
     )
 }

@@ -213,20 +213,13 @@ def info_cmd(path: Annotated[Path, typer.Argument(help="An exported file or Save
 
 
 def _embedded(path: Path):
-    from genimg_export.errors import InvalidInputError
+    """The metadata embedded in a file of a format whose row can read it, else None."""
+    from genimg_export.errors import InvalidInputError, first_line
 
-    if path.suffix == ".tflite":
-        from genimg_edge.metadata import ModelFileError, read_metadata
-
-        try:
-            return read_metadata(path)
-        except ModelFileError as e:
-            raise InvalidInputError(str(e)) from e
-    if path.suffix == ".onnx":
-        from genimg_export.exporters.onnx import read_metadata
-
-        try:
-            return read_metadata(path)
-        except Exception as e:  # onnx raises DecodeError and others for a damaged file
-            raise InvalidInputError(f"{path} is not a readable ONNX file ({e})") from e
-    return None
+    row = next((f for f in FORMATS.values() if f.suffix and f.suffix == path.suffix and f.read_metadata), None)
+    if row is None:
+        return None
+    try:
+        return row.metadata_fn()(path)
+    except Exception as e:  # each runtime's reader raises its own types for a damaged file
+        raise InvalidInputError(f"{path} is not a readable {row.title} file ({first_line(e)})") from e

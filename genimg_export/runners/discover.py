@@ -128,6 +128,6 @@ def _fixed_size(row, path: Path) -> tuple[int, int] | None:
         return None
     try:
         size = (read(path) or {}).get("fixed_size")
-    except ValueError:  # no readable metadata: treat as dynamic, the runner refuses bad sizes
+    except Exception:  # a damaged file: treat as dynamic, the runner says what is wrong
         return None
     return tuple(size) if size else None
