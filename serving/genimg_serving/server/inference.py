@@ -13,6 +13,7 @@ import numpy as np
 
 from genimg_serving.errors import InvalidArgumentError, UnimplementedError
 from genimg_serving.protos import classification_pb2, inference_pb2, regression_pb2
+from genimg_serving.server.handlers import resolve
 from genimg_serving.signatures import DEFAULT_SIGNATURE
 
 CLASSIFY = "tensorflow/serving/classify"
@@ -114,7 +115,7 @@ def _regression_result(outputs: dict, n: int, result) -> None:
         result.regressions.add(value=float(v))
 
 
-def _run(servable, sig_name: str, sig, examples: np.ndarray) -> dict:
+def _run(servable, sig_name: str, examples: np.ndarray) -> dict:
     return servable.run(sig_name, {INPUTS: examples})
 
 
@@ -125,35 +126,29 @@ def _spec(out, servable, sig_name: str) -> None:
 
 
 def classify(manager, request) -> classification_pb2.ClassificationResponse:
-    from genimg_serving.server.handlers import resolve
-
     servable = resolve(manager, request.model_spec)
     name, sig = _signature(servable, request.model_spec, CLASSIFY, "classification")
     _check_classify(sig)
     examples = serialized_examples(request.input)
     response = classification_pb2.ClassificationResponse()
-    _classification_result(_run(servable, name, sig, examples), len(examples), response.result)
+    _classification_result(_run(servable, name, examples), len(examples), response.result)
     _spec(response.model_spec, servable, name)
     return response
 
 
 def regress(manager, request) -> regression_pb2.RegressionResponse:
-    from genimg_serving.server.handlers import resolve
-
     servable = resolve(manager, request.model_spec)
     name, sig = _signature(servable, request.model_spec, REGRESS, "regression")
     _check_regress(sig)
     examples = serialized_examples(request.input)
     response = regression_pb2.RegressionResponse()
-    _regression_result(_run(servable, name, sig, examples), len(examples), response.result)
+    _regression_result(_run(servable, name, examples), len(examples), response.result)
     _spec(response.model_spec, servable, name)
     return response
 
 
 def multi_inference(manager, request) -> inference_pb2.MultiInferenceResponse:
     """Several classify/regress signatures of one model on the same Examples."""
-    from genimg_serving.server.handlers import resolve
-
     if not request.tasks:
         raise InvalidArgumentError("Expected at least one task")
     names = {t.model_spec.name for t in request.tasks}
@@ -168,24 +163,21 @@ def multi_inference(manager, request) -> inference_pb2.MultiInferenceResponse:
         if name in seen:
             raise InvalidArgumentError(f"Duplicate evaluation of signature: {name}")
         seen.add(name)
-        sig = servable.signature_defs.get(name)
-        if sig is None:
+        if name not in servable.signature_defs:
             raise InvalidArgumentError(f"Requested signature not found in model graph: {name}")
         if task.method_name == CLASSIFY:
-            _, sig = _signature(servable, task.model_spec, CLASSIFY, "classification")
-            _check_classify(sig)
+            _check_classify(_signature(servable, task.model_spec, CLASSIFY, "classification")[1])
         elif task.method_name == REGRESS:
-            _, sig = _signature(servable, task.model_spec, REGRESS, "regression")
-            _check_regress(sig)
+            _check_regress(_signature(servable, task.model_spec, REGRESS, "regression")[1])
         else:
             raise UnimplementedError(f"Unsupported signature method_name: {task.method_name}")
-        plans.append((task.method_name, name, sig))
+        plans.append((task.method_name, name))
     examples = serialized_examples(request.input)
     response = inference_pb2.MultiInferenceResponse()
-    for method, name, sig in plans:
+    for method, name in plans:
         out = response.results.add()
         _spec(out.model_spec, servable, name)
-        outputs = _run(servable, name, sig, examples)
+        outputs = _run(servable, name, examples)
         if method == CLASSIFY:
             _classification_result(outputs, len(examples), out.classification_result)
         else:
