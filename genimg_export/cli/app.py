@@ -69,6 +69,7 @@ CustomObjectsOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--custom-objects",
+        metavar="FILE|MODULE",
         callback=_import_custom_objects,
         help="A Python file (my_layers.py) or importable module that registers your model's custom"
         " layers (@keras.saving.register_keras_serializable); imported before the model loads."

@@ -30,7 +30,8 @@ def parity(
     input_range: Annotated[str, typer.Option(help="LOW,HIGH of random inputs for a user's model without data.")] = "-1,1",
     output_range: Annotated[
         list[str] | None,
-        typer.Option(help="Declare an output's value range where the model does not (a SavedModel):"
+        typer.Option(metavar="[NAME=]LO,HI",
+                     help="Declare an output's value range where the model does not (a SavedModel):"
                      " NAME=LO,HI, or LO,HI for every image output; images are compared over it. Repeatable."),
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Threads for the tflite and onnx runners.")] = None,
@@ -38,7 +39,8 @@ def parity(
     rest_target: Annotated[str, typer.Option(help="HOST:PORT of the REST server (backend rest).")] = "localhost:8501",
     tolerance: Annotated[
         list[str] | None,
-        typer.Option(help="Override a variant's tolerance, repeatable: BACKEND/VARIANT=KEY:VALUE[,KEY:VALUE]"
+        typer.Option(metavar="BACKEND/VARIANT=KEY:VALUE",
+                     help="Override a variant's tolerance, repeatable: BACKEND/VARIANT=KEY:VALUE[,KEY:VALUE]"
                      " with KEY psnr, ssim, max_abs (image outputs) or atol, rtol (other outputs);"
                      " e.g. --tolerance tflite/int8=psnr:25. Recorded in --json."),
     ] = None,
