@@ -82,6 +82,20 @@ def test_version_copied_in_file_by_file_is_served_once_complete(twin_testdata, t
         server.stop()
 
 
+@pytest.mark.parametrize("seconds", [1.0, pytest.param(35.0, marks=pytest.mark.slow)])  # the old timer: 30 s
+def test_a_broken_version_is_loaded_once_not_retried_and_logged_every_poll(affine_copy, caplog, seconds):
+    server = start_server(single_model("m", affine_copy), rest_port=None, poll_seconds=0.05)
+    try:
+        (affine_copy / "2").mkdir()
+        (affine_copy / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
+        time.sleep(seconds)  # many polls; version 1 keeps serving meanwhile
+        assert _served(server) == [1] and server.manager.states("m")[2].error_code != 0
+    finally:
+        server.stop()
+    failures = [r for r in caplog.records if "loading m version 2 failed" in r.getMessage()]
+    assert len(failures) == 1
+
+
 @pytest.fixture(scope="module")
 def affine_server(affine_base):
     server = start_server(single_model("m", affine_base))

@@ -162,6 +162,7 @@ HANDLER_ERRORS = [  # (method, path, body, HTTP status, message) - UnsupportedAp
     # Methods other than GET and POST get a JSON error, not an HTML page.
     ("PUT", f"/v1/models/{TWO}:predict", '{ "instances": [1.0] }', 400, "Malformed request"),
     ("DELETE", f"/v1/models/{TWO}", "", 400, "Malformed request"),
+    ("TRACE", f"/v1/models/{TWO}", "", 405, "Method Not Allowed"),  # JSON too, no HTML page
 ]
 
 

@@ -135,10 +135,14 @@ class _Handler(tornado.web.RequestHandler):
             self.set_header(key, value)
         self.finish(body)
 
-    def log_exception(self, typ, value, tb):  # a bug: keep serving, log it once
-        log.error("REST request failed", exc_info=(typ, value, tb))
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, tornado.web.HTTPError):  # e.g. 405 for TRACE: the client's doing
+            log.debug("REST %s %s: %s", self.request.method, self.request.path, value)
+        else:  # a bug: keep serving, log it once
+            log.error("REST request failed", exc_info=(typ, value, tb))
 
     def write_error(self, status_code: int, **kwargs):  # JSON, never Tornado's HTML page
+        self.set_header("Content-Type", "application/json")
         self.finish(rest_json.dumps({"error": self._reason}))
 
 
