@@ -260,8 +260,11 @@ def _open(spec, target: Target, reference: _Reference, options: dict):
 
 
 def _batched(runner, inputs: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """Run in batches. Each call gets its own copy of the inputs: the plan's arrays are shared by
+    every target and the cached reference, and a backend that writes into the buffers it is
+    handed (zero-copy paths of TF, onnxruntime, LiteRT) must not change what later targets see."""
     n = len(next(iter(inputs.values())))
-    parts = [runner.run({k: v[i : i + batch] for k, v in inputs.items()}) for i in range(0, n, batch)]
+    parts = [runner.run({k: np.array(v[i : i + batch]) for k, v in inputs.items()}) for i in range(0, n, batch)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -115,3 +115,25 @@ def test_bad_output_ranges_are_one_line(exported, cli, value, message):
     path, out, _ = exported("vae_decoder", "hub")
     result = cli("parity", "--model", path, "--out", out, "--backends", "keras", "--output-range", value)
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_backend_that_writes_into_its_inputs_cannot_change_later_verdicts(exported, monkeypatch):
+    """The plan's inputs are shared by every target and the cached reference: a runner that
+    scribbles over the arrays it is handed must not move the rows of the targets after it."""
+    from genimg_export.parity import run_parity
+    from genimg_export.runners.saved_model import SavedModelRunner
+
+    path, out, _ = exported("two_in_two_out")
+    clean = run_parity(str(path), out, ["saved_model", "tflite"])
+    real_run = SavedModelRunner.run
+
+    def scribbling_run(self, inputs):
+        result = real_run(self, inputs)
+        for value in inputs.values():
+            value += 0.5  # what an in-place kernel on an aliased buffer would do
+        return result
+
+    monkeypatch.setattr(SavedModelRunner, "run", scribbling_run)
+    dirty = run_parity(str(path), out, ["saved_model", "tflite"])
+    assert [(r.label, r.output, r.passed, r.max_abs) for r in dirty.rows] == [
+        (r.label, r.output, r.passed, r.max_abs) for r in clean.rows]
