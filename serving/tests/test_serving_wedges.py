@@ -236,3 +236,21 @@ def test_stalled_uploads_do_not_starve_other_clients(affine_base):
         for s in stalled:
             s.close()
         server.stop()
+
+
+def test_a_client_stalled_mid_body_is_dropped_after_the_body_timeout(affine_base, monkeypatch):
+    import socket
+
+    from genimg_serving.server import rest_server
+
+    monkeypatch.setattr(rest_server, "BODY_SECONDS", 1.0)
+    server = start_server(single_model("m", affine_base))
+    try:
+        s = socket.create_connection(("127.0.0.1", server.rest_port), timeout=10)
+        s.sendall(b"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"inp")
+        started = time.monotonic()
+        assert s.recv(1024) == b""  # closed by the server, not left holding anything
+        assert time.monotonic() - started < 5
+        s.close()
+    finally:
+        server.stop()
