@@ -80,7 +80,7 @@ def test_train_writes_model_and_card_deterministically(cli, tmp_path):
     a, b = (load_keras(tmp_path / r / "vae.keras") for r in "ab")
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-    assert sorted(os.listdir(tmp_path / "a")) == ["vae.card.json", "vae.keras"]
+    assert sorted(os.listdir(tmp_path / "a")) == ["checkpoints", "logs", "vae.card.json", "vae.keras"]  # + resume, TensorBoard
 
 
 def test_generate_grid_and_folder_with_labels(cli, untrained, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -32,17 +33,39 @@ def _fmt(t) -> str:
     return f"{t.name}[{t.dtype} {dims}]"
 
 
+class Strategy(str, Enum):
+    auto = "auto"
+    one = "one"
+    mirrored = "mirrored"
+    multiworker = "multiworker"
+    tpu = "tpu"
+
+
 @command("train")
 def train(
     model: ModelOpt,
-    out: Annotated[Path, typer.Option(help="Directory for NAME.keras and NAME.card.json.")],
-    steps: Annotated[int | None, typer.Option(help="Optimisation steps (default: the model's own).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for NAME.keras, NAME.card.json, checkpoints/ and logs/ (TensorBoard).")],
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps (default: the model's own; 300 with --init-from).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same weights.")] = 0,
     style: Annotated[str | None, typer.Option(help="style only: a bundled texture (brick, gravel, grass) or your image file.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Your images: a folder (srgan/style/dcgan/vae: images; pix2pix: input/ + target/ pairs or images;"
+                                              " cgan: one sub-folder per class) or .tfrecord shards. Default: the shipped data.")] = None,
+    val: Annotated[Path | None, typer.Option(help="Validation images scored with the model's metric (default: every 10th file of --data).")] = None,
+    init_from: Annotated[str | None, typer.Option(help="Fine-tune: the model's name (its shipped weights) or a .keras file.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the model's own; a tenth of it with --init-from).")] = None,
+    batch: Annotated[int | None, typer.Option(help="Global batch, split across replicas (default: the model's own).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps (and on Ctrl-C/SIGTERM).")] = 100,
+    eval_every: Annotated[int | None, typer.Option(help="Score the validation images every N steps (default: at the end).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints, exactly.")] = False,
+    strategy: Annotated[Strategy, typer.Option(help="tf.distribute: one device, mirrored (all GPUs), multiworker (TF_CONFIG), tpu, or auto.")] = Strategy.one,
+    mixed_precision: Annotated[bool, typer.Option(help="bfloat16 compute, float32 weights (GPUs, TPUs).")] = False,
 ) -> None:
-    """Train a zoo model from scratch on shipped data (deterministic for a seed).
+    """Train a zoo model on shipped data or your own images, from scratch or
+    fine-tuned from the shipped weights (deterministic for a seed; resumable).
 
-    Example: `genimg-export train --model dcgan --steps 3000 --out weights/`
+    Fine-tuning (`--init-from`) defaults to 300 steps at a tenth of the model's
+    learning rate. Examples: `genimg-export train --model dcgan --steps 3000 --out weights/`,
+    `genimg-export train --model srgan --data photos/ --init-from srgan --out ft/`
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -50,7 +73,9 @@ def train(
     from genimg_export.zoo import registry
 
     spec = registry.get(model)
-    steps = spec.default_steps if steps is None else steps
+    run = training.RunOptions(data=data, val=val, init_from=init_from, lr=lr, batch=batch, checkpoint_every=checkpoint_every,
+                              eval_every=eval_every, resume=resume, strategy=strategy.value, mixed_precision=mixed_precision)
+    steps = training.default_steps(spec, run) if steps is None else steps
     if steps <= 0:
         from genimg_export.errors import InvalidInputError
 
@@ -80,8 +105,10 @@ def train(
                 if plain and step % max(1, steps // 20) < 10:
                     print(f"train {spec.name} {step}/{steps} {loss} {speed:.2f} steps/s", flush=True)
 
-        card = training.train(spec, steps, out, seed=seed, progress=progress, **options)
+        card = training.train(spec, steps, out, seed=seed, progress=progress, run=run, **options)
     typer.echo(f"wrote {Path(out) / (spec.name + '.keras')} in {card['train_seconds']} s")
+    if card["data_skipped"]:
+        typer.echo(f"skipped {len(card['data_skipped'])} unreadable image(s), e.g. {card['data_skipped'][0]}")
     typer.echo("evaluation: " + json.dumps(card["evaluation"]))
 
 

@@ -42,20 +42,30 @@ def calibration_inputs(n: int, signature: str = "serving_default"):
 
 
 class Trainer:
-    def __init__(self, model, seed: int, batch: int = 64):
+    def __init__(self, model, seed: int, batch: int = 64, lr: float = 2e-4, classes: int = 10):
         from genimg_export.zoo import data
 
         self.images, self.labels = data.digits("train")
-        self.adv = AdversarialStep(model, digit_discriminator(conditional=True), seed, batch)
-        self.config = {"batch": batch, "z_dim": Z_DIM, "loss": "non-saturating conditional GAN", "optimizer": "Adam 2e-4, beta_1 0.5"}
+        self.classes = classes  # a user's folder may hold fewer than 10 classes
+        self.adv = AdversarialStep(model, digit_discriminator(conditional=True), seed, batch, lr)
+        self.rng, self.nets, self.optimizers = self.adv.rng, self.adv.nets, self.adv.optimizers
+        self.config = {"batch": batch, "z_dim": Z_DIM, "loss": "non-saturating conditional GAN", "optimizer": f"Adam {lr:g}, beta_1 0.5"}
         self.data_description = "scikit-learn digits with labels (1,500 training images) upscaled to 32x32"
 
+    def sample(self):
+        idx = self.rng.integers(len(self.images), size=self.adv.batch)
+        return self.images[idx], self.labels[idx]
+
+    def fit(self, batch):
+        """One step on (images, int labels)."""
+        images, labels = batch
+        b = len(images)
+        z = self.rng.standard_normal((b, Z_DIM)).astype(np.float32)
+        fake_labels = self.rng.integers(self.classes, size=b).astype(np.int32)
+        return self.adv.run(images, [z, fake_labels], np.asarray(labels, np.int32), fake_labels)
+
     def step(self):
-        rng, b = self.adv.rng, self.adv.batch
-        idx = rng.integers(len(self.images), size=b)
-        z = rng.standard_normal((b, Z_DIM)).astype(np.float32)
-        fake_labels = rng.integers(10, size=b).astype(np.int32)
-        return self.adv.run(self.images[idx], [z, fake_labels], self.labels[idx], fake_labels)
+        return self.fit(self.sample())
 
 
 def evaluate(model, n: int = 500) -> dict[str, float]:

@@ -34,19 +34,24 @@ def calibration_inputs(n: int, signature: str = "serving_default"):
 
 
 class Trainer:
-    def __init__(self, model, seed: int, batch: int = 64):
+    def __init__(self, model, seed: int, batch: int = 64, lr: float = 2e-4):
         from genimg_export.zoo import data
 
         self.images, _ = data.digits("train")
-        self.adv = AdversarialStep(model, digit_discriminator(), seed, batch)
-        self.config = {"batch": batch, "z_dim": Z_DIM, "loss": "non-saturating GAN, label smoothing 0.9", "optimizer": "Adam 2e-4, beta_1 0.5"}
+        self.adv = AdversarialStep(model, digit_discriminator(), seed, batch, lr)
+        self.rng, self.nets, self.optimizers = self.adv.rng, self.adv.nets, self.adv.optimizers
+        self.config = {"batch": batch, "z_dim": Z_DIM, "loss": "non-saturating GAN, label smoothing 0.9", "optimizer": f"Adam {lr:g}, beta_1 0.5"}
         self.data_description = "scikit-learn digits (1,500 training images) upscaled 8x8 -> 32x32, in [-1, 1]"
 
-    def step(self):
-        rng, b = self.adv.rng, self.adv.batch
-        real = self.images[rng.integers(len(self.images), size=b)]
-        z = rng.standard_normal((b, Z_DIM)).astype(np.float32)
+    def sample(self):
+        return self.images[self.rng.integers(len(self.images), size=self.adv.batch)]
+
+    def fit(self, real):
+        z = self.rng.standard_normal((len(real), Z_DIM)).astype(np.float32)
         return self.adv.run(real, z)
+
+    def step(self):
+        return self.fit(self.sample())
 
 
 def evaluate(model, n: int = 500) -> dict[str, float]:

@@ -47,14 +47,18 @@ class AdversarialStep:
     discriminator gets [image, label] (labels given as ``real_cond``/``fake_cond``).
     """
 
-    def __init__(self, generator, discriminator, seed: int, batch: int = 64):
+    def __init__(self, generator, discriminator, seed: int, batch: int = 64, lr: float = 2e-4):
         import keras
         import tensorflow as tf
 
+        from genimg_export.zoo.distribute import per_replica, replicated
+
         self.g, self.d, self.batch = generator, discriminator, batch
         self.rng = np.random.default_rng(seed)
-        self.g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
-        self.d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_opt = keras.optimizers.Adam(lr, beta_1=0.5)
+        self.d_opt = keras.optimizers.Adam(lr, beta_1=0.5)
+        self.nets = {"generator": generator, "discriminator": discriminator}
+        self.optimizers = [(self.g_opt, generator.trainable_variables), (self.d_opt, discriminator.trainable_variables)]
         bce = keras.losses.BinaryCrossentropy(from_logits=True)
 
         @tf.function
@@ -65,11 +69,13 @@ class AdversarialStep:
                 fake_logit = self.d(self.pair(fake, fake_cond), training=True)
                 d_loss = bce(tf.ones_like(real_logit) * 0.9, real_logit) + bce(tf.zeros_like(fake_logit), fake_logit)
                 g_loss = bce(tf.ones_like(fake_logit), fake_logit)
-            self.d_opt.apply_gradients(zip(dt.gradient(d_loss, self.d.trainable_variables), self.d.trainable_variables))
-            self.g_opt.apply_gradients(zip(gt.gradient(g_loss, self.g.trainable_variables), self.g.trainable_variables))
+            d_grads = per_replica(dt.gradient(d_loss, self.d.trainable_variables))
+            self.d_opt.apply_gradients(zip(d_grads, self.d.trainable_variables))
+            g_grads = per_replica(gt.gradient(g_loss, self.g.trainable_variables))
+            self.g_opt.apply_gradients(zip(g_grads, self.g.trainable_variables))
             return d_loss, g_loss
 
-        self._step = step
+        self._step = replicated(step)
 
     @staticmethod
     def pair(images, cond):

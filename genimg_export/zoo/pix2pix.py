@@ -100,18 +100,21 @@ def calibration_inputs(n: int, signature: str = "serving_default"):
 
 
 class Trainer:
-    def __init__(self, model, seed: int, batch: int = 8):
+    def __init__(self, model, seed: int, batch: int = 8, lr: float = 2e-4):
         import keras
         import tensorflow as tf
 
         from genimg_export.zoo import data
+        from genimg_export.zoo.distribute import per_replica, replicated
 
         self.batch, self.rng = batch, np.random.default_rng(seed)
         self.images = data.photos("train")
         disc = patch_discriminator()
-        g_opt, d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
+        g_opt, d_opt = keras.optimizers.Adam(lr, beta_1=0.5), keras.optimizers.Adam(lr, beta_1=0.5)
+        self.nets = {"generator": model, "discriminator": disc}
+        self.optimizers = [(g_opt, model.trainable_variables), (d_opt, disc.trainable_variables)]
         bce = keras.losses.BinaryCrossentropy(from_logits=True)
-        self.config = {"batch": batch, "crop": CROP, "loss": f"L1 x{L1_WEIGHT:g} + PatchGAN", "optimizer": "Adam 2e-4, beta_1 0.5"}
+        self.config = {"batch": batch, "crop": CROP, "loss": f"L1 x{L1_WEIGHT:g} + PatchGAN", "optimizer": f"Adam {lr:g}, beta_1 0.5"}
         self.data_description = "64x64 crops of scikit-image photographs (astronaut, coffee held out), degraded by data.degrade"
 
         @tf.function
@@ -123,26 +126,40 @@ class Trainer:
                 d_loss = bce(tf.ones_like(real_logit), real_logit) + bce(tf.zeros_like(fake_logit), fake_logit)
                 l1 = tf.reduce_mean(tf.abs(fake - clean))
                 g_loss = bce(tf.ones_like(fake_logit), fake_logit) + L1_WEIGHT * l1
-            d_opt.apply_gradients(zip(dt.gradient(d_loss, disc.trainable_variables), disc.trainable_variables))
-            g_opt.apply_gradients(zip(gt.gradient(g_loss, model.trainable_variables), model.trainable_variables))
+            d_grads = per_replica(dt.gradient(d_loss, disc.trainable_variables))
+            d_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
+            g_opt.apply_gradients(zip(per_replica(gt.gradient(g_loss, model.trainable_variables)), model.trainable_variables))
             return l1, d_loss
 
-        self._step = step
+        self._step = replicated(step)
 
-    def step(self):
+    def sample(self):
         from genimg_export.zoo import data
 
-        clean = data.random_patches(self.images, self.batch, CROP, self.rng)
-        l1, d_loss = self._step(data.degrade(clean, self.rng), clean)
+        return data.random_patches(self.images, self.batch, CROP, self.rng)
+
+    def fit(self, batch):
+        """One step on clean crops (degraded here by ``data.degrade``) or on (degraded, clean) pairs."""
+        from genimg_export.zoo import data
+
+        degraded, clean = batch if isinstance(batch, tuple) else (data.degrade(np.asarray(batch), self.rng), batch)
+        l1, d_loss = self._step(degraded, clean)
         return {"l1": l1, "d_loss": d_loss}
 
+    def step(self):
+        return self.fit(self.sample())
 
-def evaluate(model) -> dict[str, float]:
-    """PSNR of the restored vs the degraded held-out photos (256x256 crops, fixed seed)."""
+
+def evaluate(model, images=None) -> dict[str, float]:
+    """PSNR of the restored vs the degraded held-out photos (or ``images``; 256x256
+    crops, or the largest multiple of 16 all of them hold; fixed seed)."""
     from genimg_export.zoo import data
 
     rng = np.random.default_rng(2024)
-    clean = np.stack([p[:256, :256] for p in data.photos("held_out")])
+    where = "held-out astronaut + coffee" if images is None else "validation images"
+    images = data.photos("held_out") if images is None else images
+    side = min(256, *(min(p.shape[:2]) // 16 * 16 for p in images))
+    clean = np.stack([p[:side, :side] for p in images])
     degraded = data.degrade(clean, rng)
     restored = np.clip(model(degraded, training=False).numpy(), -1, 1)
     before, after = data.psnr(degraded, clean), data.psnr(restored, clean)
@@ -150,7 +167,7 @@ def evaluate(model) -> dict[str, float]:
         "psnr_db": round(after, 3),
         "degraded_psnr_db": round(before, 3),
         "psnr_gain_db": round(after - before, 3),
-        "metric": "RGB PSNR, held-out astronaut + coffee 256x256 crops",
+        "metric": f"RGB PSNR, {where} {side}x{side} crops",
     }
 
 

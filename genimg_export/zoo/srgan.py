@@ -90,43 +90,54 @@ def calibration_inputs(n: int, signature: str = "serving_default"):
 class Trainer:
     """L1 pixel loss on 24->96 patches, Adam 2e-4."""
 
-    def __init__(self, model, seed: int, batch: int = 16):
+    def __init__(self, model, seed: int, batch: int = 16, lr: float = 2e-4):
         import keras
         import tensorflow as tf
 
         from genimg_export.zoo import data
+        from genimg_export.zoo.distribute import per_replica, replicated
 
         self.model, self.batch = model, batch
         self.rng = np.random.default_rng(seed)
         self.images = data.photos("train")
-        self.optimizer = keras.optimizers.Adam(2e-4)
-        self.config = {"filters": 32, "blocks": 6, "batch": batch, "lr_patch": PATCH, "loss": "L1", "optimizer": "Adam 2e-4"}
+        self.optimizer = keras.optimizers.Adam(lr)
+        self.nets, self.optimizers = {"generator": model}, [(self.optimizer, model.trainable_variables)]
+        self.config = {"filters": 32, "blocks": 6, "batch": batch, "lr_patch": PATCH, "loss": "L1", "optimizer": f"Adam {lr:g}"}
         self.data_description = "random 96x96 crops of scikit-image photographs (astronaut, coffee held out), bicubic-downscaled x4"
 
         @tf.function
         def step(lr, hr):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(tf.abs(self.model(lr, training=True) - hr))
-            grads = tape.gradient(loss, self.model.trainable_variables)
+            grads = per_replica(tape.gradient(loss, self.model.trainable_variables))
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
             return loss
 
-        self._step = step
+        self._step = replicated(step)
 
-    def step(self):
+    def sample(self):
         from genimg_export.zoo import data
 
-        hr = data.random_patches(self.images, self.batch, PATCH * SCALE, self.rng)
+        return data.random_patches(self.images, self.batch, PATCH * SCALE, self.rng)
+
+    def fit(self, hr):
+        """One step on a batch of 96x96 high-resolution crops (LR made by ``data.downscale``)."""
+        from genimg_export.zoo import data
+
+        hr = np.asarray(hr)
         return {"l1": self._step(data.downscale(hr, SCALE), hr)}
 
+    def step(self):
+        return self.fit(self.sample())
 
-def evaluate(model) -> dict[str, float]:
-    """PSNR on the Y channel of the held-out photographs, x4 down then restored,
-    against bicubic upscaling of the same low-resolution image."""
+
+def evaluate(model, images=None) -> dict[str, float]:
+    """PSNR on the Y channel of the held-out photographs (or ``images``), x4 down
+    then restored, against bicubic upscaling of the same low-resolution image."""
     from genimg_export.zoo import data
 
     ours, bicubic = [], []
-    for img in data.photos("held_out"):
+    for img in data.photos("held_out") if images is None else images:
         h, w = (img.shape[0] // SCALE) * SCALE, (img.shape[1] // SCALE) * SCALE
         hr = img[None, :h, :w]
         lr = data.downscale(hr, SCALE)
@@ -138,7 +149,7 @@ def evaluate(model) -> dict[str, float]:
         "psnr_db": round(float(np.mean(ours)), 3),
         "bicubic_psnr_db": round(float(np.mean(bicubic)), 3),
         "psnr_gain_db": round(float(np.mean(ours) - np.mean(bicubic)), 3),
-        "metric": "Y-channel PSNR, held-out astronaut + coffee, x4 bicubic-downscaled",
+        "metric": f"Y-channel PSNR, {'held-out astronaut + coffee' if images is None else 'validation images'}, x4 bicubic-downscaled",
     }
 
 

@@ -22,6 +22,7 @@ IMAGE = TensorSpec("image", "float32", (None, None, 3), (-1.0, 1.0), "content RG
 STYLED = TensorSpec("styled", "float32", (None, None, 3), (-1.0, 1.0), "stylised RGB image, same size")
 DEFAULT_STYLE = "brick"
 STYLE_WEIGHT, CONTENT_WEIGHT, TV_WEIGHT = 10.0, 1.0, 0.02
+CROP = 96  # training crop side
 
 
 def build(width: int = 16, blocks: int = 3):
@@ -127,19 +128,21 @@ def calibration_inputs(n: int, signature: str = "serving_default"):
 class Trainer:
     """Content + Gram style + total-variation loss on 96x96 photo crops, Adam 1e-3."""
 
-    def __init__(self, model, seed: int, batch: int = 4, style: str = DEFAULT_STYLE):
+    def __init__(self, model, seed: int, batch: int = 4, style: str = DEFAULT_STYLE, lr: float = 1e-3):
         import keras
         import tensorflow as tf
 
         from genimg_export.zoo import data
+        from genimg_export.zoo.distribute import per_replica, replicated
 
         self.model, self.batch = model, batch
         self.rng = np.random.default_rng(seed)
         self.images = data.photos("train")
         self.features = feature_net()
         self.style_grams = [gram(f) for f in self.features(style_image(style)[:, :256, :256])]
-        optimizer = keras.optimizers.Adam(1e-3)
-        self.config = {"style": style, "batch": batch, "crop": 96, "weights": {"style": STYLE_WEIGHT, "content": CONTENT_WEIGHT, "tv": TV_WEIGHT}, "feature_net": "fixed random 3x3 convs (seed 7), 3 stages"}
+        optimizer = keras.optimizers.Adam(lr)
+        self.nets, self.optimizers = {"generator": model}, [(optimizer, model.trainable_variables)]
+        self.config = {"style": style, "batch": batch, "crop": CROP, "lr": lr, "weights": {"style": STYLE_WEIGHT, "content": CONTENT_WEIGHT, "tv": TV_WEIGHT}, "feature_net": "fixed random 3x3 convs (seed 7), 3 stages"}
         self.data_description = f"content: 96x96 crops of scikit-image photographs (astronaut, coffee held out); style: {style}"
 
         @tf.function
@@ -151,31 +154,43 @@ class Trainer:
                 c = tf.reduce_mean(tf.square(fy[1] - fx[1]))
                 tv = mean_variation(y)
                 loss = STYLE_WEIGHT * s + CONTENT_WEIGHT * c + TV_WEIGHT * tv
-            grads = tape.gradient(loss, model.trainable_variables)
+            grads = per_replica(tape.gradient(loss, model.trainable_variables))
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return s, c, loss
 
-        self._step = step
+        self._step = replicated(step)
 
-    def step(self):
+    def sample(self):
         from genimg_export.zoo import data
 
-        s, c, loss = self._step(data.random_patches(self.images, self.batch, 96, self.rng))
+        return data.random_patches(self.images, self.batch, CROP, self.rng)
+
+    def fit(self, content):
+        s, c, loss = self._step(content)
         return {"loss": loss, "style": s, "content": c}
 
+    def step(self):
+        return self.fit(self.sample())
 
-def evaluate(model, style: str = DEFAULT_STYLE) -> dict[str, float]:
+
+def evaluate(model, style: str = DEFAULT_STYLE, images=None) -> dict[str, float]:
     """style_ratio: style loss of the output over that of the content image itself
-    (held-out photos, 256x256 crops); content_ratio: content loss of the output
-    over that of the style image, both against the content image."""
+    (held-out photos or ``images``, 256x256 crops or the largest multiple of 4
+    all hold); content_ratio: content loss of the output over that of the style
+    image, both against the content image."""
     from genimg_export.zoo import data
 
     features = feature_net()
     grams = [gram(f) for f in features(style_image(style)[:, :256, :256])]
-    content = np.stack([p[:256, :256] for p in data.photos("held_out")])
+    images = data.photos("held_out") if images is None else images
+    side = min(256, *(min(p.shape[:2]) // 4 * 4 for p in images))
+    content = np.stack([p[:side, :side] for p in images])
     out = model(content, training=False)
     f_out, f_in = features(out), features(content)
-    f_style = features(np.repeat(style_image(style)[:, :256, :256], len(content), 0))
+    target = style_image(style)[:, :side, :side]
+    if target.shape[1:3] != (side, side):  # a style image smaller than the content crops
+        target = data.resize(target, side, side)
+    f_style = features(np.repeat(target, len(content), 0))
     s_out, s_in = float(style_loss(f_out, grams)), float(style_loss(f_in, grams))
     c_out = float(np.mean((f_out[1].numpy() - f_in[1].numpy()) ** 2))
     c_style = float(np.mean((f_style[1].numpy() - f_in[1].numpy()) ** 2))

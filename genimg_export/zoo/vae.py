@@ -66,45 +66,57 @@ def calibration_inputs(n: int, signature: str = "serving_default"):
 class Trainer:
     """ELBO: Gaussian reconstruction (sigma 0.2) + KL to N(0, I), Adam 1e-3."""
 
-    def __init__(self, model, seed: int, batch: int = 64):
+    def __init__(self, model, seed: int, batch: int = 64, lr: float = 1e-3):
         import keras
         import tensorflow as tf
 
         from genimg_export.zoo import data
+        from genimg_export.zoo.distribute import per_replica, replicated
 
         self.images, _ = data.digits("train")
         self.rng = np.random.default_rng(seed)
         self.batch = batch
-        optimizer = keras.optimizers.Adam(1e-3)
-        self.config = {"latent": LATENT, "batch": batch, "recon_sigma": RECON_SIGMA, "optimizer": "Adam 1e-3"}
+        optimizer = keras.optimizers.Adam(lr)
+        self.nets, self.optimizers = {"vae": model}, [(optimizer, model.trainable_variables)]
+        self.config = {"latent": LATENT, "batch": batch, "recon_sigma": RECON_SIGMA, "optimizer": f"Adam {lr:g}"}
         self.data_description = "scikit-learn digits (1,500 training images) upscaled to 32x32"
         encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
 
+        # The reparameterisation noise comes from the trainer's numpy Generator (not a
+        # stateful TF op), so a checkpoint of that Generator resumes it exactly.
         @tf.function
-        def step(x):
+        def step(x, eps):
             with tf.GradientTape() as tape:
                 mean, log_var = encoder(x, training=True)
-                z = mean + tf.exp(0.5 * log_var) * tf.random.normal(tf.shape(mean))
+                z = mean + tf.exp(0.5 * log_var) * eps
                 recon = decoder(z, training=True)
                 rec = tf.reduce_mean(tf.reduce_sum(tf.square(recon - x), [1, 2, 3])) / (2 * RECON_SIGMA**2)
                 kl = tf.reduce_mean(-0.5 * tf.reduce_sum(1 + log_var - tf.square(mean) - tf.exp(log_var), 1))
                 loss = rec + kl
-            grads = tape.gradient(loss, model.trainable_variables)
+            grads = per_replica(tape.gradient(loss, model.trainable_variables))
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return rec, kl
 
-        self._step = step
+        self._step = replicated(step)
 
-    def step(self):
-        rec, kl = self._step(self.images[self.rng.integers(len(self.images), size=self.batch)])
+    def sample(self):
+        return self.images[self.rng.integers(len(self.images), size=self.batch)]
+
+    def fit(self, x):
+        eps = self.rng.standard_normal((len(x), LATENT)).astype(np.float32)
+        rec, kl = self._step(x, eps)
         return {"recon": rec, "kl": kl}
 
+    def step(self):
+        return self.fit(self.sample())
 
-def evaluate(model, n: int = 500) -> dict[str, float]:
-    """Reconstruction PSNR on held-out digits; classifier confidence on random-z decodes."""
+
+def evaluate(model, n: int = 500, images=None) -> dict[str, float]:
+    """Reconstruction PSNR on held-out digits (or ``images``, 32x32x1); classifier
+    confidence on random-z decodes."""
     from genimg_export.zoo import data, digit_classifier
 
-    test, _ = data.digits("test")
+    test = data.digits("test")[0] if images is None else np.stack(images)
     mean, _ = model.get_layer("encoder")(test, training=False)
     recon = model.get_layer("decoder")(mean, training=False).numpy()
     samples = model.get_layer("decoder")(sample_inputs(n, seed=99)["z"], training=False).numpy()
