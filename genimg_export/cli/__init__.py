@@ -5,6 +5,7 @@ from genimg_export.cli import (  # noqa: F401  (imported to register commands)
     export_commands,
     parity_commands,
     serve_commands,
+    triton_commands,
     zoo_commands,
 )
 from genimg_export.cli.app import app
