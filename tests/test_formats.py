@@ -80,7 +80,7 @@ def test_an_option_a_variant_does_not_take_is_refused():
     assert "int8_io" in other.options
     with pytest.raises(InvalidInputError) as e:
         options_for("tflite", first, {"int8_io": True})
-    assert str(e.value) == f"tflite {first} does not take --int8-io; it accepts: no options"
+    assert str(e.value) == f"tflite {first} does not take --int8-io; it accepts: --input-size"
     assert options_for("tflite", other.name, {"int8_io": True, "opset": None}) == {"int8_io": True}
     with pytest.raises(InvalidInputError, match="--opset must be between 13 and 18, got 12"):
         options_for("onnx", FORMATS["onnx"].default.name, {"opset": 12})
@@ -107,7 +107,7 @@ def test_export_variant_refuses_an_option_before_any_work(tmp_path):
 def test_cli_refuses_an_option_the_variant_does_not_take(cli, tmp_path):
     result = cli("tflite", "--model", "srgan", "--out", tmp_path, "--quantize", "fp32", "--int8-io")
     assert result.exit_code == 2
-    assert result.output.strip() == "error: tflite fp32 does not take --int8-io; it accepts: no options"
+    assert result.output.strip() == "error: tflite fp32 does not take --int8-io; it accepts: --input-size"
     assert not list(tmp_path.iterdir())
 
 

@@ -85,6 +85,8 @@ class Format:
         tools: distributions whose versions the manifest records beside the base ones.
         read_metadata: ``module:function`` reading a file's embedded metadata (None if
             absent), for ``info`` and for discovery without a manifest (the fixed size).
+        fixed_batch: the batch dim of a fixed-size file (None: dynamic, or ``--batch``);
+            a row whose runner feeds one sample at a time pins it and refuses ``--batch``.
     """
 
     name: str
@@ -102,6 +104,7 @@ class Format:
     served_by: tuple[str, ...] = ()
     tools: tuple[str, ...] = ()
     read_metadata: str = ""
+    fixed_batch: int | None = None
 
     @property
     def variant_names(self) -> tuple[str, ...]:
@@ -172,6 +175,7 @@ FORMATS: dict[str, Format] = {
             thread_option="num_threads",
             tools=("ai-edge-litert",),
             read_metadata="genimg_edge.metadata:read_metadata",
+            fixed_batch=1,  # the edge runner runs batch-1 files sample by sample
         ),
         Format(
             name="onnx",
@@ -254,7 +258,7 @@ def options_for(fmt: str, variant: str, options: dict) -> dict:
 
     Raises InvalidInputError naming the option, the variant and what it accepts.
     """
-    accepted = get(fmt).variant(variant).options
+    accepted = accepted_options(fmt, variant)
     given = {k: v for k, v in options.items() if v is not None}
     refused = [k for k in given if k not in accepted]
     if refused:
@@ -272,7 +276,7 @@ def options_for(fmt: str, variant: str, options: dict) -> dict:
 
 def applicable(fmt: str, variant: str, options: dict) -> dict:
     """The options set in ``options`` that ``variant`` accepts (for runs over several variants)."""
-    accepted = get(fmt).variant(variant).options
+    accepted = accepted_options(fmt, variant)
     return {k: v for k, v in options.items() if v is not None and k in accepted}
 
 
@@ -281,11 +285,19 @@ def check_options(pairs: list[tuple[str, str]], options: dict) -> None:
     if len(pairs) == 1:
         options_for(*pairs[0], options)
         return
-    taken = {o for fmt, v in pairs for o in get(fmt).variant(v).options}
+    taken = {o for fmt, v in pairs for o in accepted_options(fmt, v)}
     refused = [k for k, v in options.items() if v is not None and k not in taken]
     if refused:
         which = ", ".join(f"{f} {v}" for f, v in pairs)
         raise InvalidInputError(f"none of {which} takes {', '.join(_flag(k) for k in refused)}")
+
+
+def accepted_options(fmt: str, variant: str) -> tuple[str, ...]:
+    """The variant's own options, plus the fixed size every row takes (and the batch,
+    where the row's fixed-size files keep one)."""
+    row = get(fmt)
+    shape = ("input_size",) if row.fixed_batch else ("input_size", "batch")
+    return (*row.variant(variant).options, *shape)
 
 
 def _flag(option: str) -> str:

@@ -35,6 +35,13 @@ CalDirOpt = Annotated[
     Path | None,
     typer.Option(help="int8 calibration data: a folder of images (models with one image input)."),
 ]
+InputSizeOpt = Annotated[
+    str | None,
+    typer.Option(metavar="HxW", help="H x W of files that cannot take dynamic sizes (default: the model's own)."),
+]
+BatchOpt = Annotated[
+    int | None, typer.Option(min=1, help="Batch of fixed-size SavedModel/ONNX files (default: dynamic; TFLite: 1)."),
+]
 ALL = "all"
 DEPRECATED = {"onnx": {"none": FORMATS["onnx"].default.name}}  # old spelling -> variant
 
@@ -64,13 +71,14 @@ def _variants(fmt: str, quantize: Enum) -> list[tuple[str, str]]:
 
 @command("saved-model")
 def saved_model_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, weights: WeightsOpt = None,
-                    allow_unsafe: UnsafeOpt = False) -> None:
+                    allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None) -> None:
     """SavedModel for TF Serving: OUT/serving/NAME/VERSION/ plus models.config etc.
 
     Example: `genimg-export saved-model --model srgan --out out/ --version 2`
     """
     row = FORMATS["saved_model"]
-    _export(model, out, [(row.name, row.default.name)], weights, allow_unsafe, version=version)
+    _export(model, out, [(row.name, row.default.name)], weights, allow_unsafe, version=version,
+            input_size=input_size, batch=batch)
 
 
 @command("tflite")
@@ -78,44 +86,43 @@ def tflite_cmd(model: ModelOpt, out: OutOpt,
                quantize: Annotated[TFLiteQuant, typer.Option(help=QuantHelp)] = TFLITE_ALL,
                int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None,
                calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None, weights: WeightsOpt = None,
-               allow_unsafe: UnsafeOpt = False) -> None:
+               allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None) -> None:
     """TFLite (LiteRT) files: OUT/tflite/NAME.VARIANT.tflite, one per variant.
 
     Example: `genimg-export tflite --model srgan --out out/ --quantize int8 --int8-io`
     """
     _export(model, out, _variants("tflite", quantize), weights, allow_unsafe,
             calibration=(calibration_npz, calibration_dir), strict=quantize.value != ALL,
-            int8_io=int8_io or None, calibration_samples=calibration_samples)
+            int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
 
 @command("onnx")
 def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = None,
              quantize: Annotated[OnnxQuant, typer.Option(help=QuantHelp + " (none: old name of fp32)")] = ONNX_ALL,
              calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None,
-             weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False) -> None:
+             weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None,
+             batch: BatchOpt = None) -> None:
     """ONNX files for onnxruntime: OUT/onnx/NAME.onnx and NAME.int8.onnx (one per signature).
 
     Example: `genimg-export onnx --model srgan --out out/ --opset 17`
     """
     _export(model, out, _variants("onnx", quantize), weights, allow_unsafe,
             calibration=(calibration_npz, calibration_dir), strict=quantize.value != ALL,
-            opset=opset, calibration_samples=calibration_samples)
+            opset=opset, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
 
 @command("all")
 def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: OpsetOpt = None,
             int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None,
-            calibration_dir: CalDirOpt = None, weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False) -> None:
+            calibration_dir: CalDirOpt = None, weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False,
+            input_size: InputSizeOpt = None, batch: BatchOpt = None) -> None:
     """Every format and variant, then a ✓/✗ table; exits 3 if any artifact failed.
 
     Example: `genimg-export all --model srgan --out out/`
     """
     _export(model, out, format_variants(), weights, allow_unsafe,
             calibration=(calibration_npz, calibration_dir), table=True, version=version, opset=opset,
-            int8_io=int8_io or None, calibration_samples=calibration_samples)
-    from genimg_export.cli.triton_commands import after_all
-
-    after_all(model, out, allow_unsafe)  # the Triton repository over the ONNX files just written
+            int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
 
 def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None),
@@ -138,6 +145,8 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
     start = time.perf_counter()
     check_out_dir(out)
     options = {k: v for k, v in options.items() if v is not None}
+    if "input_size" in options:
+        options["input_size"] = _parse_size(options["input_size"])
     spec = user.with_calibration(loading.get_spec(model, allow_unsafe), *calibration)
     pipeline.check_request(spec, pairs, options, strict)
     if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before the slow model load
@@ -157,13 +166,31 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
         raise ExportError(f"{len(failed)} of {len(outcomes)} exports failed: " + "; ".join(o.error for o in failed))
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    """``"64x96"`` -> (64, 96); InvalidInputError for anything else."""
+    from genimg_export.errors import InvalidInputError
+
+    h, sep, w = text.lower().partition("x")
+    if not (sep and h.isdigit() and w.isdigit()):
+        raise InvalidInputError(f"--input-size must be HxW (e.g. 64x64), got '{text}'")
+    return int(h), int(w)
+
+
+def _fixed_why(a) -> str:
+    """What an artifact's line says about its fixed size, and why ("" when it has none)."""
+    if not a.fixed_size:
+        return ""
+    why = (a.options or {}).get("fixed_size_reason")
+    return f"  fixed {a.fixed_size[0]}x{a.fixed_size[1]}" + (f": {why}" if why else "")
+
+
 def _print_outcome(outcome, out: Path) -> None:
     if outcome.skipped:
         typer.echo(f"- {outcome.format:<11} {outcome.variant:<7} skipped: {outcome.skipped}")
     elif outcome.error:
         typer.echo(f"✗ {outcome.format:<11} {outcome.variant:<7} {outcome.error}")
     for a in outcome.artifacts:
-        fixed = f"  fixed {a.fixed_size[0]}x{a.fixed_size[1]}" if a.fixed_size else ""
+        fixed = _fixed_why(a)
         typer.echo(f"✓ {a.format:<11} {a.variant:<7} {Path(out) / a.path}  {_size(a.bytes)}  {a.seconds:.1f} s{fixed}")
 
 
@@ -173,7 +200,8 @@ def _print_table(outcomes, out: Path, total: float) -> None:
         mark = "✓" if o.ok else ("-" if o.skipped else "✗")
         if o.artifacts:
             for a in o.artifacts:
-                typer.echo(f"{mark} {a.format:<12}{a.variant:<9}{_size(a.bytes):>10}{a.seconds:>9.1f}  {a.path}")
+                line = f"{mark} {a.format:<12}{a.variant:<9}{_size(a.bytes):>10}{a.seconds:>9.1f}  {a.path}"
+                typer.echo(line + _fixed_why(a))
         else:
             typer.echo(f"{mark} {o.format:<12}{o.variant:<9}{'':>10}{o.seconds:>9.1f}  {o.error or o.skipped}")
     ok = sum(o.ok for o in outcomes)

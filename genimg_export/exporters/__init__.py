@@ -70,6 +70,7 @@ def run_all(spec: ModelSpec, model, out: Path, pairs: list[tuple[str, str]] | No
     out = check_out_dir(Path(out))
     pairs = pairs or format_variants()
     check_options(pairs, options)
+    pipeline.check_input_size(spec, options.get("input_size"))
     spec = with_cached_calibration(spec)
     if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before any work
         saved_model.check_new_version(out, spec, options.get("version"))

@@ -39,19 +39,19 @@ def expected_shape(spec: ModelSpec, tensor, n: int, size) -> tuple[int | None, .
     return (n, *dims)
 
 
-def sample(spec: ModelSpec, sig: Signature, size) -> dict[str, np.ndarray]:
-    inputs = spec.sample_inputs(1, seed=0, signature=sig.name, size=size)
+def sample(spec: ModelSpec, sig: Signature, size, n: int = 1) -> dict[str, np.ndarray]:
+    inputs = spec.sample_inputs(n, seed=0, signature=sig.name, size=size)
     return {t.name: np.asarray(inputs[t.name]).astype(t.dtype) for t in sig.inputs}
 
 
-def verify_outputs(spec: ModelSpec, sig: Signature, outputs: dict, size, what: str) -> None:
+def verify_outputs(spec: ModelSpec, sig: Signature, outputs: dict, size, what: str, n: int = 1) -> None:
     """Raise ExportError unless ``outputs`` has every declared name, shape and finite values."""
     missing = [t.name for t in sig.outputs if t.name not in outputs]
     if missing:
         raise ExportError(f"{what}: signature '{sig.name}' lacks outputs {missing}; got {sorted(outputs)}")
     for t in sig.outputs:
         value = np.asarray(outputs[t.name])
-        want = expected_shape(spec, t, 1, size)
+        want = expected_shape(spec, t, n, size)
         if any(w is not None and w != g for w, g in zip(want, value.shape)) or len(want) != value.ndim:
             raise ExportError(
                 f"{what}: output '{t.name}' of '{sig.name}' has shape {list(value.shape)} for input"
@@ -61,17 +61,17 @@ def verify_outputs(spec: ModelSpec, sig: Signature, outputs: dict, size, what: s
             raise ExportError(f"{what}: output '{t.name}' of '{sig.name}' contains NaN or Inf")
 
 
-def smoke_run(spec: ModelSpec, backend: str, path, signatures, size) -> None:
-    """Open ``path`` with ``backend``'s runner and verify one sample of each of ``signatures``."""
+def smoke_run(spec: ModelSpec, backend: str, path, signatures, size, n: int = 1) -> None:
+    """Open ``path`` with ``backend``'s runner and verify ``n`` samples (one batch) of each of ``signatures``."""
     from genimg_export.runners import open_runner
 
     results = []
     with quiet_native_output():  # LiteRT prints its delegate's banner straight to fd 2
         for sig in signatures:
             with open_runner(backend, path, spec, sig.name) as runner:
-                results.append((sig, runner.run(sample(spec, sig, size))))
+                results.append((sig, runner.run(sample(spec, sig, size, n))))
     for sig, outputs in results:
-        verify_outputs(spec, sig, outputs, size, f"{backend} smoke run")
+        verify_outputs(spec, sig, outputs, size, f"{backend} smoke run", n)
 
 
 def reason(e: BaseException) -> str:

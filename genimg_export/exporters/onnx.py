@@ -40,13 +40,14 @@ def convert(job: Job, fixed_size=None) -> Converted:
     static QDQ quantization for calibrated variants."""
     spec, source, (sig,) = job.spec, job.source, job.signatures
     opset = job.options.get("opset", DEFAULT_OPSET)
-    key = ("onnx", sig.name, opset, *(fixed_size or ()))
-    fp32 = source.cached(key, lambda p: convert_signature(spec, source.path(fixed_size), sig, opset, p, job.log))
+    batch = job.fixed_batch if fixed_size else None
+    key = ("onnx", sig.name, opset, *(fixed_size or ()), batch)
+    fp32 = source.cached(key, lambda p: convert_signature(spec, source.path(fixed_size, batch), sig, opset, p, job.log))
     options = {"opset": opset, "signature": sig.name}
     if job.variant.calibrated:
         samples = job.options.get("calibration_samples", MIN_CALIBRATION)
         options.update(int8_choice(), **calibration_options(spec, samples))
-        model = _quantize(spec, sig, fp32, source, options, fixed_size, job.log)
+        model = _quantize(spec, sig, fp32, source, options, fixed_size, job.log, batch)
     else:
         model = _load(fp32)
 
@@ -222,12 +223,13 @@ def has_vnni(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return any(f in flags for f in ("avx512_vnni", "avx_vnni", "avx512vnni"))
 
 
-def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log):
+def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log, batch=None):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     data = calibration_data(spec, sig, options["calibration_samples"], fixed)
-    count = min(len(data[t.name]) for t in sig.inputs)
+    step = batch or 1  # a file fixed at --batch N is calibrated N samples at a time
+    count = min(len(data[t.name]) for t in sig.inputs) // step * step
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -238,11 +240,11 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log):
                 return None
             if log and self.i % 20 == 0:
                 log(f"calibrating {sig.name}: {self.i}/{count}")
-            item = {t.name: data[t.name][self.i : self.i + 1] for t in sig.inputs}
-            self.i += 1
+            item = {t.name: data[t.name][self.i : self.i + step] for t in sig.inputs}
+            self.i += step
             return item
 
-    pre = source.cached(("onnx-pre", sig.name, options["opset"], *(fixed or ())),
+    pre = source.cached(("onnx-pre", sig.name, options["opset"], *(fixed or ()), batch),
                         lambda p: quant_pre_process(str(fp32), str(p), skip_symbolic_shape=True))
     quantized = pre.with_name(pre.name + f".quantized-{os.getpid()}.onnx")
     try:

@@ -50,6 +50,17 @@ class Job:
         sigs = f" ({self.signatures[0].name})" if self.row.per_signature else ""
         return f"{self.row.name} {self.variant.name} of '{self.spec.name}'{sigs}"
 
+    @property
+    def fixed_size(self) -> list[int] | None:
+        """The H x W a fixed-size file gets: ``--input-size``, else the spec's canonical size."""
+        size = self.options.get("input_size") or self.spec.canonical_size
+        return list(size) if size else None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch dim a fixed-size file is traced at (None: dynamic)."""
+        return self.options.get("batch") or self.row.fixed_batch
+
 
 @dataclass
 class Converted:
@@ -78,10 +89,25 @@ def require_calibration(spec: ModelSpec, pairs) -> None:
 
 def check_request(spec: ModelSpec, pairs, options: dict, strict: bool) -> None:
     """Everything about a request decidable before loading the model: known rows, options
-    that some variant takes, calibration data where ``strict`` (a single variant asked for)."""
+    that some variant takes, a ``--input-size`` the model can take, calibration data where
+    ``strict`` (a single variant asked for)."""
     check_options(list(pairs), options)
+    check_input_size(spec, options.get("input_size"))
     if strict:
         require_calibration(spec, pairs)
+
+
+def check_input_size(spec: ModelSpec, size) -> None:
+    """InvalidInputError unless ``size`` (H, W) is None or a size the spec's dynamic H x W takes."""
+    if size is None:
+        return
+    if not spec.dynamic_spatial:
+        raise InvalidInputError(f"--input-size: model '{spec.name}' has no dynamic H x W to fix")
+    m = spec.spatial_multiple
+    if len(size) != 2 or min(size) < 1 or any(d % m for d in size):
+        raise InvalidInputError(
+            f"--input-size {'x'.join(map(str, size))}: model '{spec.name}' takes H and W that are multiples of {m}"
+        )
 
 
 def export(spec: ModelSpec, model, out: Path, fmt: str, variant: str, source, log=None,
@@ -139,26 +165,41 @@ def _attempt(job: Job, tmp: Path, recorded: dict, source_hash: str, versions: di
                                       versions, fixed, options)
     fs.remove(tmp)
     converted.write(tmp, meta)
-    check.smoke_run(job.spec, job.row.runner, tmp, job.signatures, check.probe_size(job.spec, fixed))
+    check.smoke_run(job.spec, job.row.runner, tmp, job.signatures, check.probe_size(job.spec, fixed),
+                    (job.fixed_batch or 1) if fixed else 1)
     return converted, options
 
 
 def with_fallback(job: Job, attempt):
-    """``attempt(None, None)`` with dynamic H x W; if that fails and the spec has a canonical
-    size, ``attempt(size, why)`` at it. Returns (its result, the fixed size or None)."""
-    spec = job.spec
+    """``attempt(None, None)`` with dynamic H x W; if that fails and the model can take a
+    fixed size, ``attempt(size, why)`` with the function retraced at it (every dim known:
+    the row's batch, ``--input-size`` or the canonical H x W). Once a variant of a format
+    needed that, later variants of it in the same run (``job.source.fixed``) go straight
+    to the fixed size. Returns (its result, the fixed size or None)."""
+    memo = job.source.fixed if job.source is not None else {}
+    fixed, earlier = job.fixed_size, memo.get(job.row.name)
+    if earlier and fixed:
+        return _at_fixed(job, attempt, fixed, earlier, None)
     try:
         return attempt(None, None), None
     except Exception as e:  # converters and runtimes fail with many types
-        if not (spec.dynamic_spatial and spec.canonical_size):
+        if not (job.spec.dynamic_spatial and fixed):
             raise ExportError(f"{job.what}: {check.reason(e)}") from e
         dynamic_error = e
-    fixed = list(spec.canonical_size)
+    why = f"dynamic H x W failed: {check.reason(dynamic_error)}"
     if job.log:
-        job.log(f"dynamic H x W failed ({check.reason(dynamic_error)}); retrying at {fixed[0]}x{fixed[1]}")
+        job.log(f"{why}; retrying at {fixed[0]}x{fixed[1]}")
+    result = _at_fixed(job, attempt, fixed, why, dynamic_error)
+    memo[job.row.name] = f"{why} (in {job.row.name} {job.variant.name}; later variants skip the attempt)"
+    return result
+
+
+def _at_fixed(job: Job, attempt, fixed, why: str, dynamic_error):
     try:
-        return attempt(fixed, f"dynamic H x W: {check.reason(dynamic_error)}"), fixed
+        return attempt(fixed, why), fixed
     except Exception as e:
+        if dynamic_error is None:
+            raise ExportError(f"{job.what}: at the fixed {fixed[0]}x{fixed[1]} ({why}): {check.reason(e)}") from e
         raise check.fallback_failed(job.what, e, dynamic_error, fixed) from e
 
 

@@ -24,10 +24,13 @@ from genimg_serving import config_files
 __all__ = ["SavedModelSource", "check_new_version", "convert", "export", "versions", "write_saved_model"]
 
 
-def write_saved_model(spec: ModelSpec, model, path: Path, fixed_size: tuple[int, int] | None = None) -> None:
+def write_saved_model(spec: ModelSpec, model, path: Path, fixed_size: tuple[int, int] | None = None,
+                      batch: int | None = None) -> None:
     """Write a SavedModel of every signature of ``spec`` to ``path`` (which must not exist).
 
-    ``fixed_size`` pins dynamic H x W of image inputs (for backends that need it).
+    ``fixed_size`` pins dynamic H x W of image inputs (for backends that need it) and
+    ``batch`` the batch dim of such a retrace (TFLite legalizes a conv after an upsampling
+    only when every dim is known; see DESIGN's pitfalls).
     Raises ExportError naming the signature and the failing layer/op.
     """
     import keras
@@ -35,7 +38,7 @@ def write_saved_model(spec: ModelSpec, model, path: Path, fixed_size: tuple[int,
     archive = keras.export.ExportArchive()
     archive.track(getattr(model, "trackable", model))
     for sig in spec.signatures:
-        archive.add_endpoint(sig.name, _endpoint(sig, model), input_signature=_input_signature(sig, fixed_size))
+        archive.add_endpoint(sig.name, _endpoint(sig, model), input_signature=_input_signature(sig, fixed_size, batch))
     try:
         archive.write_out(str(path), verbose=False)  # the endpoints are traced here
     except Exception as e:  # tracing errors come as many types
@@ -52,10 +55,11 @@ def _endpoint(sig: Signature, model):
     return fn
 
 
-def _input_signature(sig: Signature, fixed_size):
+def _input_signature(sig: Signature, fixed_size, batch=None):
     import tensorflow as tf
 
-    return [tf.TensorSpec([None, *_dims(t, fixed_size)], tf.as_dtype(t.dtype), name=t.name) for t in sig.inputs]
+    first = batch if fixed_size else None
+    return [tf.TensorSpec([first, *_dims(t, fixed_size)], tf.as_dtype(t.dtype), name=t.name) for t in sig.inputs]
 
 
 def _dims(t, fixed_size) -> tuple:
@@ -73,7 +77,9 @@ class SavedModelSource:
 
     ``path()`` is the dynamic-shape SavedModel (the exported version directory
     when ``use`` was called, else a temporary one); ``path(size)`` one with
-    H x W fixed at ``size``, for backends that cannot take dynamic shapes.
+    H x W fixed at ``size`` (and the batch at ``batch``), for backends that cannot take
+    dynamic shapes. ``fixed`` notes, per format, why an earlier variant of this run needed
+    a fixed size, so later ones go straight to it.
     """
 
     def __init__(self, spec: ModelSpec, model):
@@ -81,15 +87,16 @@ class SavedModelSource:
         self._tmp = Path(tempfile.mkdtemp(prefix="genimg-savedmodel-"))
         self._paths: dict = {}
         self._made: dict = {}
+        self.fixed: dict[str, str] = {}
 
     def use(self, path: Path) -> None:
         self._paths[None] = Path(path)
 
-    def path(self, fixed_size: tuple[int, int] | None = None) -> Path:
-        key = tuple(fixed_size) if fixed_size else None
+    def path(self, fixed_size: tuple[int, int] | None = None, batch: int | None = None) -> Path:
+        key = (*fixed_size, batch) if fixed_size else None
         if key not in self._paths:
-            target = self._tmp / ("any-size" if key is None else f"{key[0]}x{key[1]}")
-            write_saved_model(self.spec, self.model, target, key)
+            target = self._tmp / ("any-size" if key is None else f"{key[0]}x{key[1]}-batch{key[2]}")
+            write_saved_model(self.spec, self.model, target, fixed_size, batch)
             self._paths[key] = target
         return self._paths[key]
 
@@ -120,7 +127,7 @@ def convert(job: Job, fixed_size=None) -> Converted:
     def write(path: Path, meta: dict) -> None:
         if job.log:
             job.log(f"tracing {len(spec.signatures)} signature(s)")
-        write_saved_model(spec, model, path, fixed_size)
+        write_saved_model(spec, model, path, fixed_size, job.fixed_batch if fixed_size else None)
         warmup.write(spec, path / "assets.extra" / warmup.FILENAME, fixed_size)
 
     return Converted(write, finish=lambda: config_files.update(job.out / job.row.folder, spec.name))

@@ -15,7 +15,9 @@ What each variant does is the format table's ``Variant.quantization``:
 
 Converted from the SavedModel (every signature kept, so vae's ``encode`` and
 ``serving_default`` live in one file); the pipeline (``exporters.pipeline``)
-smoke-runs it, falls back to a fixed size and embeds the metadata.
+smoke-runs it, falls back to a fixed size and embeds the metadata. At a fixed
+size the SavedModel is the model's function retraced with every dim known,
+batch 1 included: a conv after an upsampling legalizes to a builtin only then.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def convert(job: Job, fixed_size=None) -> Converted:
     samples = job.options.get("calibration_samples", MIN_CALIBRATION)
     if job.variant.calibrated:
         options = {"int8_io": int8_io, **calibration_options(spec, samples)}
-    model_bytes = convert_bytes(spec, job.source.path(fixed_size), job.variant.quantization, int8_io=int8_io,
+    saved_model = job.source.path(fixed_size, job.fixed_batch if fixed_size else None)
+    model_bytes = convert_bytes(spec, saved_model, job.variant.quantization, int8_io=int8_io,
                                 calibration_samples=samples, fixed_size=fixed_size, log=job.log)
 
     def write(path: Path, meta: dict) -> None:
@@ -117,12 +120,19 @@ def calibration_data(spec: ModelSpec, sig, n: int, fixed_size=None) -> dict[str,
     data = spec.calibration_inputs(n, signature=sig.name)
     arrays = {t.name: np.asarray(data[t.name]).astype(t.dtype) for t in sig.inputs}
     if fixed_size:
-        from genimg_export.zoo.data import resize
-
         for t in sig.inputs:
             if t.dynamic_spatial and tuple(arrays[t.name].shape[1:3]) != tuple(fixed_size):
-                arrays[t.name] = resize(arrays[t.name], *fixed_size).astype(t.dtype)
+                arrays[t.name] = _resize(arrays[t.name], fixed_size).astype(t.dtype)
     return arrays
+
+
+def _resize(images: np.ndarray, size) -> np.ndarray:
+    """Bicubic resize kept within the data's own range (images may be in 0..255, not
+    the zoo's [-1, 1]: clipping them there calibrated a 0..255 model on a flat grey)."""
+    import tensorflow as tf
+
+    out = tf.image.resize(images, tuple(size), method="bicubic", antialias=True).numpy()
+    return np.clip(out, images.min(), images.max())
 
 
 def representative_dataset(spec: ModelSpec, n: int, fixed_size=None, log=None):

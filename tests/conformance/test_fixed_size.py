@@ -8,8 +8,6 @@ import json
 
 import pytest
 
-RETRY = "conversion retry / --input-size not built yet: issue 12 item 2"
-
 
 @pytest.fixture(scope="module")
 def unet(tmp_path_factory):
@@ -39,7 +37,6 @@ def test_the_fallback_size_is_in_the_manifest(unet_tflite):
     assert [e.get("fixed_size") for e in entries if e["format"] == "tflite"] == [[64, 64]]
 
 
-@pytest.mark.xfail(strict=True, reason=RETRY)
 def test_the_console_says_why_a_file_is_fixed_size(unet_tflite):
     _, output = unet_tflite
     line = next(line for line in output.splitlines() if "fixed 64x64" in line)
@@ -55,7 +52,6 @@ def test_parity_says_at_which_size_each_row_ran(unet, unet_tflite, cli, tmp_path
     assert "64x64" in result.output
 
 
-@pytest.mark.xfail(strict=True, reason=RETRY)
 def test_input_size_chooses_the_fixed_size(unet, cli, tmp_path):
     result = cli("tflite", "--model", unet, "--out", tmp_path, "--quantize", "fp32", "--input-size", "32x48")
     assert result.exit_code == 0, result.output

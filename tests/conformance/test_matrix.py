@@ -13,8 +13,6 @@ from conformance.matrix import cells
 from genimg_export.artifacts.formats import format_variants
 
 CELLS = [f"{f}/{v}" for f, v in format_variants()]
-TFLITE = [c for c in CELLS if c.startswith("tflite/")]
-RETRY = "conversion retry at a fixed size not built yet: issue 12 item 2"
 
 # (architecture, saved as) -> {cell: why it fails today}; every other cell must be "ok".
 # Measured on the small sizes; see benchmarks/user_models.md.
@@ -27,8 +25,6 @@ INSTANCE_NORM = "instance norm in full-integer TFLite: PSNR ~21-23 dB < 30 dB (D
 QLINEAR = ("onnxruntime QLinearConv ComputeOutputScale fails on the int8 graph of the instance-norm network"
            " (ONNX int8 exporter: issue 12 item 1)")
 KNOWN = {
-    ("rrdbnet", "keras"): {c: RETRY for c in TFLITE},
-    ("rrdbnet", "hub"): {c: RETRY for c in TFLITE},
     ("fsrcnn", "hub"): {"onnx/fp32": ONNX_Y, "onnx/int8": ONNX_Y},
     ("espcn", "hub"): {"onnx/fp32": ONNX_Y, "onnx/int8": ONNX_Y},
     ("pix2pix_unet", "hub"): {"tflite/int8": SPREAD},
@@ -79,14 +75,16 @@ def test_cell_slow(matrix, arch, form, cell):
     assert matrix(arch, form)[cell] == "ok"
 
 
-def test_a_tflite_failure_names_the_op_and_the_layer(matrix):
-    """Until the retry lands, the reason must at least say which op and where."""
-    reason = matrix("rrdbnet", "keras")["tflite/fp32"]
-    assert "op tf.Conv2D is not a TFLite builtin" in reason and "conv2d" in reason
+def test_a_fixed_size_tflite_file_says_which_op_and_layer_needed_it(exported):
+    """RRDBNet's TFLite files are retraced at a fixed size; the manifest says why, naming
+    the op and the layer, and only the first variant paid for the dynamic attempt."""
+    _, _, outcomes = exported("rrdbnet", "keras")
+    why = {o.variant: o.artifacts[0].options["fixed_size_reason"] for o in outcomes if o.format == "tflite"}
+    assert "op tf.Conv2D is not a TFLite builtin" in why["fp32"] and "conv2d" in why["fp32"], why
+    assert all("later variants skip the attempt" in why[v] for v in ("fp16", "dynamic", "int8")), why
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=RETRY)
 def test_full_size_rrdbnet_gets_all_seven_exports(tmp_path):
     """ESRGAN's generator at the paper's size (23 RRDB, 64 features, 16.7 M params)."""
     from conformance.architectures import ARCHS
