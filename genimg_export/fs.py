@@ -35,6 +35,40 @@ def check_out_dir(out: Path) -> Path:
     return out
 
 
+def check_output_file(path: Path | None, flag: str) -> Path | None:
+    """Refuse an output file path that cannot be written, before any work is done.
+
+    Checks what a user gets wrong: a directory given where a file is expected,
+    a parent folder that does not exist (or is a file), a read-only place.
+    ``flag`` names the option in the message. Example:
+    ``check_output_file(Path("ro/p.json"), "--json")`` raises
+    "--json ro/p.json: folder ro is read-only".
+    """
+    if path is None:
+        return None
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        raise InvalidInputError(f"{flag} {path} is a directory; give a file name, e.g. {path / 'result.json'}")
+    if not parent.exists():
+        raise InvalidInputError(f"{flag} {path}: folder {parent} does not exist (create it first)")
+    if not parent.is_dir():
+        raise InvalidInputError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):  # EROFS for root too
+        raise InvalidInputError(f"{flag} {path}: folder {parent} is read-only")
+    return path
+
+
+def write_json(path: Path, obj, flag: str = "--json") -> None:
+    """Write ``obj`` as indented JSON, atomically; a failure is one line, never a traceback."""
+    import json
+
+    try:
+        write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+    except OSError as e:
+        raise InvalidInputError(f"{flag} {path}: cannot write ({e.strerror or e})") from e
+
+
 def tmp_sibling(path: Path) -> Path:
     """A hidden name beside ``path`` that no loader or glob for artifacts matches."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -47,6 +81,13 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def discard(path: Path) -> None:
+    """``remove`` for cleanup paths: never raises (unlink on a read-only file system fails
+    with EROFS even when the file is not there, and would hide the real error)."""
+    with contextlib.suppress(OSError):
+        remove(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; rename it to ``path`` on success.
@@ -57,14 +98,14 @@ def atomic_path(path: Path, replace: bool = True) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = tmp_sibling(path)
-    remove(tmp)
+    discard(tmp)
     try:
         yield tmp
         if not replace and path.exists():
             raise FileExistsError(path)
         os.replace(tmp, path) if replace else os.rename(tmp, path)
     finally:
-        remove(tmp)
+        discard(tmp)
 
 
 def sweep_stale(folder: Path) -> None:
@@ -117,13 +158,18 @@ def size_of(path: Path) -> int:
 
 @contextlib.contextmanager
 def locked(folder: Path) -> Iterator[None]:
-    """Serialise read-modify-write of shared files (manifest, models.config) in ``folder``."""
-    with open(Path(folder) / ".genimg-export.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """Serialise read-modify-write of shared files (manifest, models.config) in ``folder``.
+
+    The lock is taken on the folder itself, so no lock file is left in the export (it
+    would be served, and copied into the Docker image); unlinking a lock file after
+    use would let two processes hold "the" lock at once.
+    """
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_text_atomic(path: Path, text: str) -> None:

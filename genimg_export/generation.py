@@ -15,33 +15,48 @@ def generate(spec: ModelSpec, model, output: Path, image: Path | None, count: in
              seed: int, out_dir: Path | None) -> list[Path]:
     """Write a sample grid (generators) or the transformed image; return the paths written."""
     sig = spec.default_signature
-    if sig.inputs[0].is_image:
-        if image is None:
-            raise InvalidInputError(f"model '{spec.name}' transforms an image: pass --input IMAGE")
-        return [_transform(spec, model, image, output)]
-    if image is not None:
-        raise InvalidInputError(f"model '{spec.name}' generates from latents; --input is for image models")
-    if count <= 0:
-        raise InvalidInputError(f"--count must be at least 1, got {count}")
+    x = check(spec, output, image, count, class_id)
+    if x is not None:
+        return [_transform(spec, model, x, output)]
     inputs = spec.sample_inputs(count, seed)
     if class_id is not None:
-        if "label" not in inputs:  # cgan's input tensor is named "label"
-            raise InvalidInputError(f"--class-id applies to the conditional model (cgan), not '{spec.name}'")
-        if not 0 <= class_id <= 9:
-            raise InvalidInputError(f"--class-id must be a digit class 0-9, got {class_id}")
         inputs["label"] = np.full(count, class_id, np.int32)
     images = np.asarray(sig.call(model, inputs)[sig.outputs[0].name])
     return _write_samples(images, inputs.get("label"), output, out_dir)
 
 
-def _transform(spec: ModelSpec, model, path: Path, output: Path) -> Path:
-    from genimg_edge.images import ImageError, load_image, save_image
+def check(spec: ModelSpec, output: Path, image: Path | None, count: int, class_id: int | None) -> np.ndarray | None:
+    """Every check of a ``generate`` request that needs no model, so the CLI runs it before
+    TensorFlow loads the model (a bad --input answers at once). Returns the input image, if any."""
+    from genimg_export.fs import check_output_file
 
-    channels = spec.default_signature.inputs[0].shape[-1]
+    check_output_file(output, "--output")
+    if spec.default_signature.inputs[0].is_image:
+        if image is None:
+            raise InvalidInputError(f"model '{spec.name}' transforms an image: pass --input IMAGE")
+        return _load(spec, image)
+    if image is not None:
+        raise InvalidInputError(f"model '{spec.name}' generates from latents; --input is for image models")
+    if count <= 0:
+        raise InvalidInputError(f"--count must be at least 1, got {count}")
+    if class_id is not None:
+        if not any(t.name == "label" for t in spec.default_signature.inputs):  # cgan's class input
+            raise InvalidInputError(f"--class-id applies to the conditional model (cgan), not '{spec.name}'")
+        if not 0 <= class_id <= 9:
+            raise InvalidInputError(f"--class-id must be a digit class 0-9, got {class_id}")
+    return None
+
+
+def _load(spec: ModelSpec, path: Path) -> np.ndarray:
+    from genimg_edge.images import ImageError, load_image
+
     try:
-        x = load_image(path, channels=channels)
+        return load_image(path, channels=spec.default_signature.inputs[0].shape[-1])
     except ImageError as e:
         raise InvalidInputError(str(e)) from e
+
+
+def _transform(spec: ModelSpec, model, x: np.ndarray, output: Path) -> Path:
     sig = spec.default_signature
     padded, (h, w) = pad_to_multiple(x, spec.spatial_multiple)
     y = np.asarray(sig.call(model, {sig.inputs[0].name: padded[None]})[sig.outputs[0].name])[0]

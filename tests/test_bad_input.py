@@ -176,6 +176,7 @@ EXPORT_ROWS = [
 @pytest.mark.parametrize("args, exit_code, fragment", [r[1:] for r in EXPORT_ROWS], ids=[r[0] for r in EXPORT_ROWS])
 def test_export_cli_bad_input_is_one_clean_line(cli, bad, tmp_path, args, exit_code, fragment):
     out = tmp_path / "out"
+    out.mkdir()  # a good place for --json/--output (a missing folder is refused first: test_cli_first_hour)
     before = _listing(bad)
     fill = {"d": str(bad), "out": str(out)}
     result = cli(*(a.format(**fill) for a in args))

@@ -107,7 +107,7 @@ def run_bench(
     model: str, artifacts: Path | None, backends: list[str] | None = None, *, size: tuple[int, int] | None = None,
     batch: int = 1, threads: int | None = None, runs: int = 20, signature: str | None = None, weights=None,
     allow_unsafe: bool = False, seed: int = 0, concurrency: int | None = None, grpc_target: str | None = None,
-    batching_parameters: Path | None = None,
+    batching_parameters: Path | None = None, progress=None,
 ) -> Result:
     """Everything ``genimg-export bench`` does before printing.
 
@@ -121,6 +121,7 @@ def run_bench(
             many concurrent gRPC clients (the serving mode).
         batching_parameters: BatchingParameters for the serving mode's batched
             server (default: the export's serving/batching_parameters.txt).
+        progress: called with a short line as each step starts (the CLI's spinner).
     """
     from genimg_export.runners.discover import discover, local_backends
     from genimg_export.zoo import loading
@@ -138,19 +139,27 @@ def run_bench(
     if remote:
         raise InvalidInputError(f"backend {remote[0]} is measured by the serving mode: pass --concurrency C instead")
     targets = [t for t in discover(spec, artifacts, backends) if t.signature == sig.name]
+    progress = progress or (lambda line: None)
+    progress(f"loading {spec.name}")
     keras_model = _reference_model(spec, weights, allow_unsafe, notes)
     inputs = make_inputs(spec, sig, batch, size, seed)
     flops = count_flops(sig.keras_callable(keras_model or spec.build()), _tensor_specs(sig, inputs))
+    progress("measuring this machine's GEMM peak")
     peak = measure_peak(threads)
     reference = None
     if keras_model is not None:
         reference = keras_function(sig, keras_model, inputs)()
-    rows = [bench_target(spec, t, inputs, size, runs, threads, keras_model, reference, flops, peak) for t in targets]
+    rows = []
+    for i, t in enumerate(targets, 1):
+        progress(f"timing {t.backend} {t.variant or ''} ({i}/{len(targets)})")
+        rows.append(bench_target(spec, t, inputs, size, runs, threads, keras_model, reference, flops, peak))
+    progress("measuring the peak again")
     peak = peak.best(measure_peak(threads))  # the load on a shared machine changes: keep the best of two
     for row in rows:
         _set_fraction(row, peak)
     result = Result(spec.name, size, batch, threads, runs, peak, flops, rows, notes)
     if concurrency:
+        progress(f"serving mode: {concurrency} concurrent clients")
         _bench_serving(result, spec, sig, artifacts, inputs, concurrency, grpc_target, reference, batching_parameters)
     return result
 

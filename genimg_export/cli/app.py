@@ -12,8 +12,29 @@ import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+
+def _flags_without_placeholder(params):
+    """Typer renders a ``<bool>`` type column for flags, which take no value: blank it."""
+    for param in params:
+        if getattr(param, "is_bool_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _flags_without_placeholder(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        return _flags_without_placeholder(super().get_params(ctx))
+
 
 app = typer.Typer(
+    cls=_Group,
     name="genimg-export",
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -26,6 +47,33 @@ app = typer.Typer(
         " what the Keras model computes."
     ),
 )
+
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"genimg-export {version('genimg-export')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show everything TensorFlow and onnxruntime log (absl, oneDNN, CUDA lines).")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Only errors and the final result (for scripts): no progress, no per-step lines.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Options before the command: `genimg-export --quiet all --model srgan --out out/`."""
+    from genimg_export.cli import noise
+
+    if verbose and quiet:
+        raise fail("--verbose and --quiet contradict each other: give one")
+    noise.configure(verbose, quiet)
+
 
 ModelOpt = Annotated[
     str,
@@ -113,7 +161,7 @@ def command(*args, **kwargs):
                 print("interrupted; nothing partial was kept", file=sys.stderr)
                 raise typer.Exit(130) from None
 
-        app.command(*args, **kwargs)(wrapper)
+        app.command(*args, **{"cls": _Command, **kwargs})(wrapper)
         return fn
 
     return decorate

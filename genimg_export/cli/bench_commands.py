@@ -36,6 +36,8 @@ def bench(
     batching_parameters_file: Annotated[Path | None, typer.Option(
         help="Serving mode: BatchingParameters for the batched local server that is compared with the"
              " unbatched one (default: OUT/serving/batching_parameters.txt).")] = None,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column (p90, CPU ms, load s, GOP/s, fractions of peak), wider than 80.")] = False,
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,
@@ -46,27 +48,32 @@ def bench(
     Example: `genimg-export bench --model srgan --out out/ --size 64x64 --threads 2 --json bench.json`
     """
     from genimg_export.bench.run import check_settings, parse_size, run_bench
+    from genimg_export.cli.noise import spinner
     from genimg_export.cli.parity_commands import _split
     from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.errors import InvalidInputError
+    from genimg_export.fs import check_output_file
 
     out = renamed(out, artifacts, "--artifacts", "--out")
     check_settings(batch, threads, runs, concurrency)
     if grpc_target is not None and concurrency is None:
         raise InvalidInputError("--grpc-target is for the serving mode: add --concurrency C (e.g. --concurrency 8)")
-    if json_out is not None and json_out.is_dir():
-        raise InvalidInputError(f"--json {json_out} is a directory; give a file name, e.g. {json_out}/bench.json")
-    result = run_bench(
-        model, out, _split(backends), size=parse_size(size), batch=batch, threads=threads, runs=runs,
-        signature=signature, weights=weights, allow_unsafe=allow_unsafe, concurrency=concurrency,
-        grpc_target=grpc_target, batching_parameters=batching_parameters_file,
-    )
-    _print(result)
+    check_output_file(json_out, "--json")
+    with spinner(f"bench {model}") as progress:
+        result = run_bench(
+            model, out, _split(backends), size=parse_size(size), batch=batch, threads=threads, runs=runs,
+            signature=signature, weights=weights, allow_unsafe=allow_unsafe, concurrency=concurrency,
+            grpc_target=grpc_target, batching_parameters=batching_parameters_file, progress=progress,
+        )
+    _print(result, wide)
     if json_out is not None:
         _write_json(json_out, result.to_json())
 
 
-def _print(result) -> None:
+NARROW = ("backend", "variant", "p50 ms", "img/s", "size", "RSS MiB", "PSNR dB", "note")  # without --wide
+
+
+def _print(result, wide: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -77,17 +84,20 @@ def _print(result) -> None:
                   f" (per CPU second: {peak.fp32_gflops_per_cpu_s:.1f}, {peak.int8_gops_per_cpu_s:.1f})")
     columns = ["backend", "variant", "p50 ms", "p90 ms", "CPU ms", "img/s", "size", "load s", "RSS MiB", "GOP/s",
                "of peak", "CPU: of peak", "PSNR dB", "note"]
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("backend", "variant", "note") else "right")
+    keep = [wide or c in NARROW for c in columns]
+    for col, kept in zip(columns, keep):
+        if kept:
+            table.add_column(col, justify="left" if col in ("backend", "variant", "note") else "right")
     for r in result.rows:
-        table.add_row(
+        cells = (
             r.backend, r.variant or "-", _num(r.p50_ms, ".1f"), _num(r.p90_ms, ".1f"), _num(r.cpu_ms, ".1f"),
             _num(r.images_per_s, ".1f"),
             _bytes(r.bytes), _num(r.load_s, ".2f"), _num(r.peak_rss_mb, ".0f"), _num(r.achieved_gops, ".1f"),
             _num(r.fraction_of_peak, ".0%"), _num(r.cpu_fraction_of_peak, ".0%"), _num(r.psnr_db, ".1f") if r.psnr_db != float("inf") else "inf",
             f"[red]{r.error}[/]" if r.error else "",
         )
-    console = Console(width=200)
+        table.add_row(*(c for c, kept in zip(cells, keep) if kept))
+    console = Console(width=200) if wide else Console()
     console.print(table)
     if result.flops_per_call:
         console.print(f"FLOPs per call: {result.flops_per_call / 1e9:.3f} G (counted from the graph)")

@@ -136,6 +136,7 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
 
     from rich.console import Console
 
+    from genimg_export.cli import noise
     from genimg_export.errors import ExportError
     from genimg_export.exporters import pipeline, run_all
     from genimg_export.exporters.saved_model import check_new_version
@@ -143,22 +144,25 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
     from genimg_export.zoo import loading, user
 
     start = time.perf_counter()
-    check_out_dir(out)
     options = {k: v for k, v in options.items() if v is not None}
     if "input_size" in options:
         options["input_size"] = _parse_size(options["input_size"])
     spec = user.with_calibration(loading.get_spec(model, allow_unsafe), *calibration)
+    check_out_dir(out)  # after the name is known good: an unknown model creates no folder
     pipeline.check_request(spec, pairs, options, strict)
     if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before the slow model load
         check_new_version(out, spec, options.get("version"))
     keras_model = loading.load_model(spec, weights, allow_unsafe)
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=noise.quiet())
     with console.status(f"exporting {spec.name}") as status:
-        outcomes = run_all(
-            spec, keras_model, out, pairs,
-            on_outcome=lambda o: _print_outcome(o, out),
-            log=lambda message: status.update(f"{spec.name}: {message}"), **options,
-        )
+        def on_outcome(o):  # `all` prints its table at the end, so each artifact once
+            if not table:
+                status.stop()  # the spinner's line is redrawn below, not merged into ours
+                _print_outcome(o, out)
+                status.start()
+
+        outcomes = run_all(spec, keras_model, out, pairs, on_outcome=on_outcome,
+                           log=lambda message: status.update(f"{spec.name}: {message}"), **options)
     if table:
         _print_table(outcomes, out, time.perf_counter() - start)
     failed = [o for o in outcomes if o.error]

@@ -44,6 +44,7 @@ def parity(
                      " with KEY psnr, ssim, max_abs (image outputs) or atol, rtol (other outputs);"
                      " e.g. --tolerance tflite/int8=psnr:25. Recorded in --json."),
     ] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column (shape, mean abs, outside), wider than 80.")] = False,
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,
@@ -57,10 +58,14 @@ def parity(
     """
     from genimg_export.parity import inputs as parity_inputs, report as sheet
     from genimg_export.cli.zoo_commands import _write_json
+    from genimg_export.cli.noise import spinner
     from genimg_export.errors import CheckFailed
+    from genimg_export.fs import check_output_file
     from genimg_export.parity import run_parity
 
     out = renamed(out, artifacts, "--artifacts", "--out")
+    check_output_file(json_out, "--json")
+    check_output_file(report, "--report")
     if report is not None:
         sheet.check_path(report)
     if threads is not None and threads < 1:
@@ -69,13 +74,14 @@ def parity(
         raise InvalidInputError(f"--threads must be at least 1, got {threads}")
     npz = parity_inputs.load_npz(samples_npz) if samples_npz is not None else None
     overrides = _tolerances(tolerance)
-    result = run_parity(
-        model, out, _split(backends), samples=samples, seed=seed, npz=npz,
-        input_range=_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
-        servers={"grpc": grpc_target, "rest": rest_target}, tolerances=overrides,
-        output_ranges=_output_ranges(output_range),
-    )
-    _print(result)
+    with spinner(f"parity {model}") as progress:
+        result = run_parity(
+            model, out, _split(backends), samples=samples, seed=seed, npz=npz,
+            input_range=_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
+            servers={"grpc": grpc_target, "rest": rest_target}, tolerances=overrides,
+            output_ranges=_output_ranges(output_range), progress=progress,
+        )
+    _print(result, wide)
     if json_out is not None:
         _write_json(json_out, result.to_json())
     if report is not None:
@@ -123,7 +129,10 @@ def _range(text: str, flag: str = "--input-range") -> tuple[float, float]:
     return lo, hi
 
 
-def _print(result) -> None:
+NARROW_DROPS = ("shape", "mean abs", "outside")  # --wide shows them
+
+
+def _print(result, wide: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -131,19 +140,25 @@ def _print(result) -> None:
     reference = "SavedModel" if result.reference == "saved_model" else "Keras"
     table = Table(title=f"parity: {result.model} vs {reference} ({result.samples} samples per size"
                   + (f", sizes {', '.join('x'.join(map(str, s)) for s in result.sizes)})" if result.sizes else ")"))
-    for col in ["backend", "variant", *(["signature"] if many else []), "output", "shape", "max abs",
-                "mean abs", "PSNR dB", "SSIM", "outside", "verdict"]:
-        table.add_column(col, justify="right" if col in ("max abs", "mean abs", "PSNR dB", "SSIM", "outside") else "left")
+    columns = ["backend", "variant", *(["signature"] if many else []), "output", "shape", "max abs",
+               "mean abs", "PSNR dB", "SSIM", "outside", "verdict"]
+    keep = [wide or c not in NARROW_DROPS for c in columns]
+    for col, kept in zip(columns, keep):
+        if kept:
+            table.add_column(col, justify="right" if col in ("max abs", "mean abs", "PSNR dB", "SSIM", "outside") else "left")
     for r in result.rows:
         verdict = "[green]pass[/]" if r.passed else f"[red]FAIL[/] {r.reason}"
-        table.add_row(
+        if r.ran and not (r.shape_ok and r.dtype_ok) and not wide:
+            verdict += " (shape/dtype mismatch)"
+        cells = [
             f"{reference} (reference)" if r.backend == "keras" else r.backend, _variant(r, result.sizes),
             *([r.signature] if many else []), r.output,
             "-" if not r.ran else "ok" if r.shape_ok and r.dtype_ok else "[red]mismatch[/]",
             _num(r.max_abs, ".2e"), _num(r.mean_abs, ".2e"), _num(r.psnr_db, ".1f"), _num(r.ssim, ".4f"),
             _num(r.frac_outside, ".2%"), verdict,
-        )
-    console = Console(width=max(Console().width, 150))
+        ]
+        table.add_row(*(c for c, kept in zip(cells, keep) if kept))
+    console = Console() if not wide else Console(width=max(Console().width, 150))
     console.print(table)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")

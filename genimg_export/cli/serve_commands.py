@@ -15,7 +15,38 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import command, renamed
+from genimg_export.cli.app import _Command, command, renamed
+
+# TF Serving's spellings of the flags `serve` has, accepted as given (users copy them from
+# TF Serving's docs and Kubernetes manifests): TF Serving's name -> ours.
+TF_SERVING_FLAGS = {
+    "--model_name": "--model-name", "--model_base_path": "--model-base-path",
+    "--model_config_file": "--model-config-file", "--port": "--port", "--rest_api_port": "--rest-port",
+    "--enable_batching": "--enable-batching", "--batching_parameters_file": "--batching-parameters-file",
+    "--file_system_poll_wait_seconds": "--poll-seconds",
+}
+
+
+def tf_serving_args(args: list[str]) -> list[str]:
+    """Rewrite TF Serving's flag spellings to ours: ``--rest_api_port=8501`` -> ``--rest-port=8501``;
+    its boolean ``--enable_batching=true|false`` -> ``--enable-batching`` or nothing."""
+    rewritten = []
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        ours = TF_SERVING_FLAGS.get(name)
+        if ours is None:
+            rewritten.append(arg)
+        elif ours == "--enable-batching":
+            if value.lower() not in ("false", "0"):
+                rewritten.append(ours)
+        else:
+            rewritten.append(ours + eq + value)
+    return rewritten
+
+
+class _ServeCommand(_Command):
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, tf_serving_args(args))
 
 TargetOpt = Annotated[str, typer.Option(
     "--target", "-t", help="Server address: HOST:PORT for gRPC (8500) or http(s)://HOST:PORT for REST (8501).")]
@@ -60,7 +91,7 @@ def _calling(client, fn):
         raise serving_error(e, client.target) from e
 
 
-@command("serve")
+@command("serve", cls=_ServeCommand)
 def serve(
     model_name: Annotated[str | None, typer.Option(help="Serve one model under this name...")] = None,
     model_base_path: Annotated[Path | None, typer.Option(
@@ -95,6 +126,10 @@ def serve(
     """Serve SavedModels with TF Serving's gRPC and REST APIs (local development and CI).
 
     Example: `genimg-export serve --model-config-file out/serving/models.config`
+
+    TF Serving's own spellings work too: --model_name, --model_base_path, --model_config_file,
+    --port, --rest_api_port, --enable_batching, --batching_parameters_file,
+    --file_system_poll_wait_seconds.
 
     With --batching-parameters-file out/serving/batching_parameters.txt, concurrent requests
     of equal shapes run as one batch (more requests/s under load, a little more latency alone).
@@ -174,7 +209,10 @@ def _wait(server) -> None:
 def status(model: ServedModelOpt, target: TargetOpt = "localhost:8500", version: VersionOpt = None,
            version_label: VersionLabelOpt = None, timeout: TimeoutOpt = 10.0, tls: TlsOpt = False,
            ca_cert: CaOpt = None, auth_token: TokenOpt = None) -> None:
-    """Each version of a served model and its state (GetModelStatus)."""
+    """Each version of a served model and its state (GetModelStatus).
+
+    Example: `genimg-export status --model srgan --target localhost:8500`
+    """
     with _client(target, timeout, tls, ca_cert, auth_token) as client:
         states = _calling(client, lambda: client.status(model, version=version, label=version_label))
     for s in states:
@@ -186,7 +224,10 @@ def status(model: ServedModelOpt, target: TargetOpt = "localhost:8500", version:
 def metadata(model: ServedModelOpt, target: TargetOpt = "localhost:8500", version: VersionOpt = None,
              version_label: VersionLabelOpt = None, timeout: TimeoutOpt = 10.0, tls: TlsOpt = False,
              ca_cert: CaOpt = None, auth_token: TokenOpt = None) -> None:
-    """Signatures of a served model: input and output names, dtypes, shapes (GetModelMetadata)."""
+    """Signatures of a served model: input and output names, dtypes, shapes (GetModelMetadata).
+
+    Example: `genimg-export metadata --model srgan --target http://localhost:8501`
+    """
     with _client(target, timeout, tls, ca_cert, auth_token) as client:
         md = _calling(client, lambda: client.metadata(model, version=version, label=version_label))
     typer.echo(f"{md.name} version {md.version}")
@@ -207,7 +248,8 @@ def predict(
     target: TargetOpt = "localhost:8500",
     input: Annotated[list[str] | None, typer.Option(
         "--input", "-i", help="Input file: an image or .npy; NAME=FILE for models with several inputs.")] = None,
-    n: Annotated[int, typer.Option(help="Generators: how many images.")] = 1,
+    count: Annotated[int | None, typer.Option(help="Generators: how many images.", show_default="1")] = None,
+    n: Annotated[int | None, typer.Option("--n", hidden=True, help="Deprecated name of --count.")] = None,
     seed: Annotated[int, typer.Option(help="Generators: seed of the latent vectors.")] = 0,
     class_id: Annotated[int | None, typer.Option(help="Conditional generators: the class to draw.")] = None,
     signature: Annotated[str, typer.Option(help="Signature to call.")] = "serving_default",
@@ -221,6 +263,8 @@ def predict(
     from genimg_export.cli import serve_io
 
     output = renamed(output, output_short, "-o", "--output")
+    count = renamed(count, n, "--n", "--count")
+    count = 1 if count is None else count
     serve_io.check_output(output)
     started = time.perf_counter()
     with _client(target, timeout, tls, ca_cert, auth_token) as client:
@@ -231,7 +275,7 @@ def predict(
                 model, inputs, version=version, label=version_label, signature=signature))
         else:
             images = _calling(client, lambda: serve_io.generate(
-                client, model, sig, n=n, seed=seed, class_id=class_id, version=version,
+                client, model, sig, n=count, seed=seed, class_id=class_id, version=version,
                 version_label=version_label))
             outputs, answered = images, version
     written = serve_io.write_outputs(output, outputs, sig)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from genimg_export.errors import InvalidInputError, NotFoundError
+from genimg_export.fs import check_output_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -21,6 +22,7 @@ def check_output(path: Path | None) -> None:
             f"--output {path}: use an image name (.png, .jpg) or an array name (.npy, .npz)")
     if not path.parent.exists():
         raise NotFoundError(f"--output {path}: folder {path.parent} does not exist")
+    check_output_file(path, "--output")
 
 
 def read_inputs(specs: list[str], sig) -> dict[str, np.ndarray]:

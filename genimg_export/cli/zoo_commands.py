@@ -14,7 +14,10 @@ from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command,
 
 @command("models")
 def models() -> None:
-    """List the zoo: task, inputs -> outputs, and whether trained weights ship."""
+    """List the zoo: task, inputs -> outputs, and whether trained weights ship.
+
+    Example: `genimg-export models`
+    """
     from genimg_export.zoo import registry
 
     for name in registry.names():
@@ -118,10 +121,15 @@ def evaluate(
     weights: WeightsOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
 ) -> None:
-    """Measure quality on held-out data (PSNR gain, class accuracy, style ratio...)."""
+    """Measure quality on held-out data (PSNR gain, class accuracy, style ratio...).
+
+    Example: `genimg-export evaluate --model srgan --json srgan-eval.json`
+    """
     from genimg_export.errors import InvalidInputError
+    from genimg_export.fs import check_output_file
     from genimg_export.zoo import loading, registry
 
+    check_output_file(json_out, "--json")
     spec = registry.get(model)
     if spec.evaluate is None:
         raise InvalidInputError(f"model '{spec.name}' has no evaluation")
@@ -137,16 +145,9 @@ def evaluate(
 
 
 def _write_json(path: Path, obj) -> None:
-    from genimg_export.errors import InvalidInputError
+    from genimg_export import fs
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
-        tmp.replace(path)
-    except OSError as e:
-        raise InvalidInputError(f"cannot write {path}: {e.strerror}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+    fs.write_json(path, obj)
 
 
 @command("generate")
@@ -176,6 +177,7 @@ def generate(
     output = renamed(output, output_short, "-o", "--output") or Path("generated.png")
     class_id = renamed(class_id, label, "--label", "--class-id")
     spec = loading.get_spec(model, allow_unsafe)
+    generation.check(spec, output, input, count, class_id)  # before TensorFlow loads the model
     keras_model = loading.load_model(spec, weights, allow_unsafe)
     written = generation.generate(spec, keras_model, output, input, count, class_id, seed, out_dir)
     for path in written:

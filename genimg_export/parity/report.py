@@ -174,10 +174,8 @@ def check_path(path: Path) -> Path:
 
 
 def _save(sheet, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    from genimg_export import fs
+
+    with fs.atomic_path(path) as tmp:  # its cleanup never raises (a read-only folder)
         sheet.save(tmp, format="PNG")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -97,6 +97,7 @@ def run_parity(
     npz: dict | None = None, input_range=(-1.0, 1.0), threads: int | None = None, weights=None,
     allow_unsafe: bool = False, servers: dict[str, str] | None = None, keras_model=None,
     tolerances: dict[str, dict] | None = None, output_ranges: dict[str, tuple[float, float]] | None = None,
+    progress=None,
 ) -> Result:
     """Everything ``genimg-export parity`` does before printing: resolve the model,
     find the targets, make the inputs, check.
@@ -108,6 +109,7 @@ def run_parity(
         tolerances: overrides by label (``metrics.parse_tolerances`` of ``--tolerance``).
         output_ranges: value ranges of outputs the model does not declare (a SavedModel's),
             by output name, "*" for every image output; images are then compared over them.
+        progress: called with a short line as each step starts (the CLI's spinner).
     """
     from genimg_export.runners.discover import discover, local_backends
     from genimg_export.zoo import loading
@@ -118,10 +120,13 @@ def run_parity(
     targets = discover(spec, artifacts, backends, servers)
     plan = InputPlan(spec, samples, seed, npz=npz, recorded=_recorded(spec, artifacts), input_range=input_range)
     targets = [t for t in targets if plan.covers(t.signature)]
+    progress = progress or (lambda line: None)
     if keras_model is None:
+        progress(f"loading {spec.name}")
         keras_model = loading.load_model(spec, weights, allow_unsafe)
     options = {t.backend: runner_options(t.backend, threads) for t in targets}
-    result = check(_with_output_ranges(spec, output_ranges or {}), keras_model, targets, plan, options, tolerances)
+    result = check(_with_output_ranges(spec, output_ranges or {}), keras_model, targets, plan, options, tolerances,
+                   progress)
     result.output_ranges = {k: list(v) for k, v in (output_ranges or {}).items()}
     result.notes += _source_notes(spec, keras_model, targets)
     return result
@@ -159,7 +164,7 @@ def _recorded(spec, artifacts: Path | None) -> dict | None:
 
 
 def check(spec, keras_model, targets: list[Target], plan: InputPlan, options: dict | None = None,
-          tolerances: dict[str, dict] | None = None) -> Result:
+          tolerances: dict[str, dict] | None = None, progress=None) -> Result:
     """Run every target on the plan's inputs and compare with the Keras model.
 
     Args:
@@ -171,7 +176,9 @@ def check(spec, keras_model, targets: list[Target], plan: InputPlan, options: di
     task = parity_task.for_spec(spec) if plan.npz is None else None
     if task is not None and any(parity_task.applies_to(t.backend, t.variant) for t in targets):
         result.task_metric = {"name": task.name, "keras": reference.task_score(task, None), "rows": []}
-    for target in targets:
+    for i, target in enumerate(targets, 1):
+        if progress:
+            progress(f"{target.backend} {target.variant or ''} ({i}/{len(targets)})")
         result.rows.extend(_check_target(spec, target, plan, reference, (options or {}).get(target.backend, {}), result))
     return result
 

@@ -33,10 +33,11 @@ def names() -> list[str]:
 
 
 def get(name: str) -> ModelSpec:
-    """The zoo spec called ``name``; a NotFoundError suggests the nearest name."""
+    """The zoo spec called ``name``, in any case (``SRGAN`` is srgan); a NotFoundError
+    suggests the nearest name."""
     _load_all()
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[name] if name in _REGISTRY else _REGISTRY[name.lower()]
     except KeyError:
         raise NotFoundError(
             f"unknown model '{name}'{did_you_mean(name, _REGISTRY)};"

@@ -130,10 +130,11 @@ def _write(path: Path, message, what: str, note: str = "") -> None:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    """Serialise read-modify-write of models.config between exporting processes."""
-    with open(folder / ".genimg-export.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    """Serialise read-modify-write of models.config between exporting processes, with a
+    lock on the folder itself: no lock file in what TF Serving and the Docker image see."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
