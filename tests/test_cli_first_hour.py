@@ -335,3 +335,31 @@ def test_folder_lock_excludes_a_second_holder(tmp_path):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
+
+
+def test_rerun_does_not_add_an_identical_savedmodel_version(tmp_path):
+    """Same weights and options: skipped and said; --version or new weights still add one."""
+    from harness.tiny import build
+
+    model, out = tmp_path / "tiny.keras", tmp_path / "out"
+    build().save(model)
+
+    def saved_model(*extra):
+        result = cli("saved-model", "--model", model, "--out", out, *extra)
+        assert result.exit_code == 0, result.output
+        return next(line for line in result.stdout.splitlines() if "saved_model" in line)
+
+    def versions():
+        return sorted(int(p.name) for p in (out / "serving" / "tiny").iterdir() if p.name.isdigit())
+
+    assert saved_model().startswith("✓") and versions() == [1]
+    line = saved_model()
+    assert "skipped: identical to version 1" in line and "--version" in line, line
+    assert versions() == [1]
+    assert saved_model("--version", "7").startswith("✓") and versions() == [1, 7]
+    import keras
+
+    changed = keras.models.load_model(model)
+    changed.layers[-1].bias.assign(changed.layers[-1].bias + 0.5)
+    changed.save(model)
+    assert saved_model().startswith("✓") and versions() == [1, 7, 8]

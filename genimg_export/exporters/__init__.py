@@ -25,7 +25,7 @@ from genimg_export.artifacts import manifest
 from genimg_export.artifacts.formats import applicable, check_options, format_variants
 from genimg_export.artifacts.manifest import Artifact
 from genimg_export.errors import ExportError, GenimgError
-from genimg_export.exporters import check, pipeline
+from genimg_export.exporters import check, pipeline, unchanged
 from genimg_export.zoo.spec import ModelSpec
 
 __all__ = ["Artifact", "Outcome", "export_all", "export_variant", "run_all"]
@@ -105,6 +105,9 @@ def _one(spec, model, out, fmt, variant, source, log, options) -> Outcome:
     outcome = Outcome(fmt, variant)
     if pipeline.calibration_missing(spec, fmt, variant):
         outcome.skipped = "no calibration data (pass --calibration-npz or --calibration-dir)"
+        return outcome
+    outcome.skipped = unchanged.same_as_latest(spec, model, out, fmt, variant, options)
+    if outcome.skipped:
         return outcome
     step_log = None
     if log:
