@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command, renamed
+from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, app, command, renamed
 
 
 @command("models")
@@ -164,6 +164,7 @@ def generate(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write each sample as its own PNG here (+ labels.csv for cgan).")] = None,
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
+    custom_objects: CustomObjectsOpt = None,
 ) -> None:
     """Run the Keras model: a sample grid for dcgan/vae/cgan, an output image for
     srgan/style/pix2pix.
