@@ -49,6 +49,10 @@ class Variant:
         integer_kernels: integer kernels do the work (bench compares it with the int8 GEMM peak).
         quantization: what the converter does to the float model (None: nothing);
             read by the format's converter, never by name.
+        compute_dtype: the Keras dtype policy the converter rebuilds the model under
+            (None: as trained); I/O stays float32 either way.
+        hosts: the hosts it is meant for, recorded in its manifest entry.
+        opt_in: made by ``all`` only when asked for (it would lengthen every export).
     """
 
     name: str
@@ -57,11 +61,14 @@ class Variant:
     calibrated: bool = False
     integer_kernels: bool = False
     quantization: str | None = None
+    compute_dtype: str | None = None
+    hosts: tuple[str, ...] = ()
+    opt_in: bool = False
 
     @property
     def reduced_precision(self) -> bool:
         """Quantized or reduced-precision: the task metric is scored for it in parity."""
-        return self.quantization is not None
+        return self.quantization is not None or self.compute_dtype is not None
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,11 @@ class Format:
     def default(self) -> Variant:
         return self.variants[0]
 
+    def served_name(self, model: str, variant: str) -> str:
+        """The model name a versioned row's variant is served under: the model's own for the
+        default variant, ``<model>_<variant>`` for the others (its own models.config entry)."""
+        return model if variant == self.default.name else f"{model}_{variant}"
+
     def variant(self, name: str) -> Variant:
         """The variant called ``name``; InvalidInputError naming the choices otherwise."""
         for v in self.variants:
@@ -143,6 +155,16 @@ def _load(ref: str):
 _QUANTIZED = Tolerance(min_psnr_db=30.0)
 # Variant.quantization values: what a converter does to the float model.
 FLOAT16_WEIGHTS, INT8_WEIGHTS, FULL_INTEGER = "float16 weights", "int8 weights", "full integer"
+_SAVED_MODEL_OPTIONS = ("version", "xla")
+# Reduced-precision SavedModels, measured through `parity` on the six zoo models on the CPU
+# (docs/accelerators.md). bf16 keeps 8 bits of mantissa (~2^-8 = 0.4% relative error per op):
+# images 58.9-62.7 dB (max abs up to 3e-2 on [-1, 1]), worst output vae's z_log_var at 45.7 dB.
+# Mixed fp16 keeps 11 bits and float32 variables: images 72-79 dB, worst 60.6 dB (z_log_var).
+# Each floor sits ~10 dB under the worst: deeper or differently trained models add error.
+_BF16 = Tolerance(min_psnr_db=35.0, reason="bfloat16 weights and compute: 8-bit mantissa, ~0.4% error per op;"
+                  " zoo worst 45.7 dB")
+_MIXED_FP16 = Tolerance(min_psnr_db=50.0, reason="float16 compute (mixed precision): 11-bit mantissa; zoo worst"
+                        " 60.6 dB")
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -150,7 +172,13 @@ FORMATS: dict[str, Format] = {
         Format(
             name="saved_model",
             title="SavedModel",
-            variants=(Variant("fp32", options=("version",)),),
+            variants=(
+                Variant("fp32", options=_SAVED_MODEL_OPTIONS, hosts=("cpu", "gpu")),
+                Variant("bf16", _BF16, options=_SAVED_MODEL_OPTIONS, compute_dtype="bfloat16",
+                        hosts=("tpu", "gpu (bf16 tensor cores: A100, H100 and newer)"), opt_in=True),
+                Variant("fp16", _MIXED_FP16, options=_SAVED_MODEL_OPTIONS, compute_dtype="mixed_float16",
+                        hosts=("gpu (fp16 tensor cores: V100, T4 and newer)",), opt_in=True),
+            ),
             converter="genimg_export.exporters.saved_model:convert",
             runner="saved_model",
             folder="serving",
@@ -199,9 +227,23 @@ FORMATS: dict[str, Format] = {
 }
 
 
-def format_variants() -> list[tuple[str, str]]:
-    """Every (format, variant) pair, in export order: the rows of the ✓/✗ table."""
-    return [(f.name, v.name) for f in FORMATS.values() for v in f.variants]
+def format_variants(chosen: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
+    """Every (format, variant) pair, in export order: the rows of the ✓/✗ table.
+
+    Opt-in variants are left out; ``chosen`` maps a format to the variants wanted of it
+    instead (checked against the row), e.g. ``{"saved_model": ["fp32", "bf16"]}``.
+    """
+    chosen = chosen or {}
+    for fmt, names in chosen.items():
+        for name in names:
+            get(fmt).variant(name)
+    return [(f.name, v.name) for f in FORMATS.values() for v in f.variants
+            if (v.name in chosen[f.name] if f.name in chosen else not v.opt_in)]
+
+
+def opt_in_variants(fmt: str) -> tuple[str, ...]:
+    """The variants of ``fmt`` that ``all`` makes only when asked for."""
+    return tuple(v.name for v in get(fmt).variants if v.opt_in)
 
 
 def get(fmt: str) -> Format:

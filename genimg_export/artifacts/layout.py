@@ -2,7 +2,8 @@
 
 Read from the format table's rows, never from named formats::
 
-    serving/<model>/<version>/                 versioned rows (SavedModel)
+    serving/<model>[_<variant>]/<version>/     versioned rows (SavedModel); the default
+                                               variant untagged, the others served by that name
     tflite/<model>.<variant>.tflite            one file for every signature
     onnx/<model>[.<signature>][.<variant>].onnx  one file per signature; the
                                                default variant and signature untagged
@@ -40,7 +41,7 @@ def relative_path(place: Place, default_signature: str = DEFAULT_SIGNATURE) -> P
     """The artifact's path relative to the export directory."""
     row = FORMATS[place.format]
     if row.versioned:
-        return Path(row.folder, place.model, str(place.version))
+        return Path(row.folder, row.served_name(place.model, place.variant), str(place.version))
     parts = [place.model]
     if row.per_signature and place.signature != default_signature:
         parts.append(place.signature)
@@ -65,7 +66,8 @@ def find(out: Path, model: str, default_signature: str = DEFAULT_SIGNATURE) -> l
     found = []
     for row in FORMATS.values():
         folder = Path(out) / row.folder
-        candidates = (folder / model).glob("*") if row.versioned else folder.glob(f"{model}*{row.suffix}")
+        candidates = ([p for v in row.variant_names for p in (folder / row.served_name(model, v)).glob("*")]
+                      if row.versioned else folder.glob(f"{model}*{row.suffix}"))
         here = []
         for path in candidates:
             place = parse(path.relative_to(out), model, default_signature)
@@ -86,9 +88,10 @@ def expected(fmt: str, model: str) -> str:
 
 def _versioned(row: Format, rel: Path, model: str) -> Place | None:
     parts = rel.parts
-    if len(parts) == 3 and parts[:2] == (row.folder, model) and parts[2].isdigit():
-        return Place(row.name, row.default.name, model, version=int(parts[2]))
-    return None
+    if len(parts) != 3 or parts[0] != row.folder or not parts[2].isdigit():
+        return None
+    variant = next((v for v in row.variant_names if row.served_name(model, v) == parts[1]), None)
+    return Place(row.name, variant, model, version=int(parts[2])) if variant else None
 
 
 def _file(row: Format, rel: Path, model: str, default_signature: str) -> Place | None:

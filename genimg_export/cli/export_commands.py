@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.artifacts.formats import DEFAULT_OPSET, FORMATS, OPSETS, format_variants
+from genimg_export.artifacts.formats import DEFAULT_OPSET, FORMATS, OPSETS, format_variants, opt_in_variants
 from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command  # noqa: F401
 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Export directory (created if missing).")]
@@ -42,6 +42,15 @@ InputSizeOpt = Annotated[
 BatchOpt = Annotated[
     int | None, typer.Option(min=1, help="Batch of fixed-size SavedModel/ONNX files (default: dynamic; TFLite: 1)."),
 ]
+XlaOpt = Annotated[bool, typer.Option(
+    "--xla", help="SavedModel: XLA-compiled signatures (jit_compile=True; XLA compiles once per input shape).")]
+_SM = FORMATS["saved_model"]
+SavedModelPrecision = Enum("SavedModelPrecision", [(n, n) for n in _SM.variant_names], type=str)
+PrecisionOpt = Annotated[SavedModelPrecision, typer.Option(
+    help=f"SavedModel precision; served as NAME_PRECISION unless {_SM.default.name} (docs/accelerators.md).")]
+SmVariantsOpt = Annotated[str | None, typer.Option(
+    metavar=",".join(_SM.variant_names), help=f"SavedModel variants to write, comma-separated (default"
+    f" {_SM.default.name}; {', '.join(opt_in_variants(_SM.name))} only when named here).")]
 ALL = "all"
 DEPRECATED = {"onnx": {"none": FORMATS["onnx"].default.name}}  # old spelling -> variant
 
@@ -71,14 +80,20 @@ def _variants(fmt: str, quantize: Enum) -> list[tuple[str, str]]:
 
 @command("saved-model")
 def saved_model_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, weights: WeightsOpt = None,
-                    allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None) -> None:
+                    allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None,
+                    precision: PrecisionOpt = SavedModelPrecision(_SM.default.name), xla: XlaOpt = False) -> None:
     """SavedModel for TF Serving: OUT/serving/NAME/VERSION/ plus models.config etc.
 
     Example: `genimg-export saved-model --model srgan --out out/ --version 2`
     """
-    row = FORMATS["saved_model"]
-    _export(model, out, [(row.name, row.default.name)], weights, allow_unsafe, version=version,
-            input_size=input_size, batch=batch)
+    _export(model, out, _saved_model_pairs(precision.value), weights, allow_unsafe, version=version,
+            input_size=input_size, batch=batch, xla=xla or None)
+
+
+def _saved_model_pairs(names: str) -> list[tuple[str, str]]:
+    """``"fp32,bf16"`` -> the SavedModel (format, variant) pairs, checked against the table."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    return format_variants({_SM.name: wanted}) if wanted else [(_SM.name, _SM.default.name)]
 
 
 @command("tflite")
@@ -115,14 +130,21 @@ def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = None,
 def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: OpsetOpt = None,
             int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None,
             calibration_dir: CalDirOpt = None, weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False,
-            input_size: InputSizeOpt = None, batch: BatchOpt = None) -> None:
+            input_size: InputSizeOpt = None, batch: BatchOpt = None, saved_model_variants: SmVariantsOpt = None,
+            xla: XlaOpt = False) -> None:
     """Every format and variant, then a ✓/✗ table; exits 3 if any artifact failed.
 
-    Example: `genimg-export all --model srgan --out out/`
+    Example: `genimg-export all --model srgan --out out/ --saved-model-variants fp32,bf16`
     """
-    _export(model, out, format_variants(), weights, allow_unsafe,
+    pairs = format_variants()
+    if saved_model_variants is not None:
+        chosen = _saved_model_pairs(saved_model_variants)
+        pairs = [p for p in pairs if p[0] != _SM.name]
+        pairs[0:0] = chosen  # SavedModels first: TFLite and ONNX convert from the float32 one
+    _export(model, out, pairs, weights, allow_unsafe,
             calibration=(calibration_npz, calibration_dir), table=True, version=version, opset=opset,
-            int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
+            int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch,
+            xla=xla or None)
 
 
 def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None),
@@ -151,7 +173,7 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
     check_out_dir(out)  # after the name is known good: an unknown model creates no folder
     pipeline.check_request(spec, pairs, options, strict)
     if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before the slow model load
-        check_new_version(out, spec, options.get("version"))
+        check_new_version(out, spec, options.get("version"), [v for f, v in pairs if f == "saved_model"])
     keras_model = loading.load_model(spec, weights, allow_unsafe)
     console = Console(stderr=True, quiet=noise.quiet())
     with console.status(f"exporting {spec.name}") as status:

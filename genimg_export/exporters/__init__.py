@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from genimg_export.artifacts import manifest
-from genimg_export.artifacts.formats import applicable, check_options, format_variants
+from genimg_export.artifacts.formats import applicable, check_options, format_variants, get
 from genimg_export.artifacts.manifest import Artifact
 from genimg_export.errors import ExportError, GenimgError
 from genimg_export.exporters import check, pipeline, unchanged
@@ -73,12 +73,14 @@ def run_all(spec: ModelSpec, model, out: Path, pairs: list[tuple[str, str]] | No
     pipeline.check_input_size(spec, options.get("input_size"))
     spec = with_cached_calibration(spec)
     if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before any work
-        saved_model.check_new_version(out, spec, options.get("version"))
+        saved_model.check_new_version(out, spec, options.get("version"), [v for f, v in pairs if f == "saved_model"])
     outcomes = []
     with saved_model.SavedModelSource(spec, model) as source:
         for fmt, variant in pairs:
             outcome = _one(spec, model, out, fmt, variant, source, log, applicable(fmt, variant, options))
-            if fmt == "saved_model" and outcome.ok and outcome.artifacts[0].fixed_size is None:
+            # TFLite and ONNX convert from the float32 SavedModel, never a reduced-precision one
+            if (fmt == "saved_model" and outcome.ok and outcome.artifacts[0].fixed_size is None
+                    and variant == get(fmt).default.name and not options.get("xla")):
                 source.use(out / outcome.artifacts[0].path)  # convert from what was just exported
             outcomes.append(outcome)
             if on_outcome:

@@ -125,9 +125,10 @@ def make(spec: ModelSpec, model, out: Path, fmt: str, variant: str, source, log=
     caller has checked its calibration data (``calibration_missing``)."""
     row = get(fmt)
     options = options_for(fmt, variant, options or {})
-    folder = fs.check_out_dir(Path(out) / row.folder / (spec.name if row.versioned else ""))
+    served = row.served_name(spec.name, variant)  # bf16/fp16 SavedModels: their own model name
+    folder = fs.check_out_dir(Path(out) / row.folder / (served if row.versioned else ""))
     fs.sweep_stale(folder)
-    version = new_version(out, spec, options.pop("version", None)) if row.versioned else None
+    version = new_version(out, spec, options.pop("version", None), served) if row.versioned else None
     units = [(s,) for s in spec.signatures] if row.per_signature else [tuple(spec.signatures)]
     artifacts = []
     for sigs in units:
@@ -210,9 +211,11 @@ def versions(base: Path) -> list[int]:
     return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def new_version(out: Path, spec: ModelSpec, version: int | None) -> int:
-    """The version to write: ``version`` if it is new, else the next after the highest present."""
-    base = Path(out) / next(f.folder for f in _versioned_rows()) / spec.name
+def new_version(out: Path, spec: ModelSpec, version: int | None, name: str | None = None) -> int:
+    """The version to write: ``version`` if it is new, else the next after the highest present
+    (of the model served as ``name``, default the spec's name)."""
+    name = name or spec.name
+    base = Path(out) / next(f.folder for f in _versioned_rows()) / name
     present = versions(base)
     if version is None:
         return (present[-1] + 1) if present else 1
@@ -220,7 +223,7 @@ def new_version(out: Path, spec: ModelSpec, version: int | None) -> int:
         raise InvalidInputError(f"--version must be a positive integer, got {version}")
     if (base / str(version)).exists():
         raise ExportError(
-            f"version {version} of '{spec.name}' already exists at {base / str(version)}; TF Serving"
+            f"version {version} of '{name}' already exists at {base / str(version)}; TF Serving"
             f" may be serving it, so it is not overwritten. Pass --version {max(present, default=0) + 1}"
             " (or omit --version for the next one), or remove that directory first"
         )

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from genimg_export.errors import ExportError
-from genimg_export.exporters import check, warmup
+from genimg_export.exporters import check, precision, warmup
 from genimg_export.exporters.pipeline import Converted, Job, make, new_version, versions
 from genimg_export.zoo.spec import ModelSpec, Signature
 from genimg_serving import config_files
@@ -25,12 +25,14 @@ __all__ = ["SavedModelSource", "check_new_version", "convert", "export", "versio
 
 
 def write_saved_model(spec: ModelSpec, model, path: Path, fixed_size: tuple[int, int] | None = None,
-                      batch: int | None = None) -> None:
+                      batch: int | None = None, xla: bool = False, cast_outputs: bool = False) -> None:
     """Write a SavedModel of every signature of ``spec`` to ``path`` (which must not exist).
 
     ``fixed_size`` pins dynamic H x W of image inputs (for backends that need it) and
     ``batch`` the batch dim of such a retrace (TFLite legalizes a conv after an upsampling
-    only when every dim is known; see DESIGN's pitfalls).
+    only when every dim is known; see DESIGN's pitfalls). ``xla`` compiles each signature
+    with XLA (``jit_compile=True``; XLA compiles once per input shape it sees);
+    ``cast_outputs`` casts float outputs to float32 (a model under a reduced-precision policy).
     Raises ExportError naming the signature and the failing layer/op.
     """
     import keras
@@ -38,7 +40,11 @@ def write_saved_model(spec: ModelSpec, model, path: Path, fixed_size: tuple[int,
     archive = keras.export.ExportArchive()
     archive.track(getattr(model, "trackable", model))
     for sig in spec.signatures:
-        archive.add_endpoint(sig.name, _endpoint(sig, model), input_signature=_input_signature(sig, fixed_size, batch))
+        fn, shapes = _endpoint(sig, model, cast_outputs), _input_signature(sig, fixed_size, batch)
+        if xla:
+            archive.add_endpoint(sig.name, _xla_function(fn, shapes))
+        else:
+            archive.add_endpoint(sig.name, fn, input_signature=shapes)
     try:
         archive.write_out(str(path), verbose=False)  # the endpoints are traced here
     except Exception as e:  # tracing errors come as many types
@@ -46,13 +52,24 @@ def write_saved_model(spec: ModelSpec, model, path: Path, fixed_size: tuple[int,
         raise ExportError(f"cannot trace '{spec.name}' with input shapes {shapes}: {check.reason(e)}") from e
 
 
-def _endpoint(sig: Signature, model):
+def _endpoint(sig: Signature, model, cast_outputs: bool = False):
     names = [t.name for t in sig.inputs]
 
     def fn(*args):
-        return sig.call(model, dict(zip(names, args)))
+        outputs = sig.call(model, dict(zip(names, args)))
+        return precision.float32_outputs(outputs) if cast_outputs else outputs
 
     return fn
+
+
+def _xla_function(fn, input_signature):
+    """``fn`` as a traced ``tf.function(jit_compile=True)``: the SavedModel keeps the
+    must-compile attribute, so TF Serving runs the signature through XLA."""
+    import tensorflow as tf
+
+    compiled = tf.function(fn, input_signature=input_signature, autograph=False, jit_compile=True)
+    compiled.get_concrete_function()  # ExportArchive takes a tf.function only once traced
+    return compiled
 
 
 def _input_signature(sig: Signature, fixed_size, batch=None):
@@ -121,16 +138,31 @@ class SavedModelSource:
 
 def convert(job: Job, fixed_size=None) -> Converted:
     """A SavedModel version of every signature (+ warmup requests); the serving configs are
-    updated once the pipeline has renamed it into place. ``fixed_size`` pins dynamic H x W."""
-    spec, model = job.spec, job.model
+    updated once the pipeline has renamed it into place. ``fixed_size`` pins dynamic H x W.
+
+    A variant with a ``compute_dtype`` is the model rebuilt under that Keras dtype policy,
+    with float32 inputs and outputs, served under its own model name (``srgan_bf16``);
+    the ``xla`` option compiles every signature with XLA."""
+    spec, variant, xla = job.spec, job.variant, bool(job.options.get("xla"))
+    policy = variant.compute_dtype
+    model = precision.under_policy(job.model, policy) if policy else job.model
+    served = job.row.served_name(spec.name, variant.name)
 
     def write(path: Path, meta: dict) -> None:
         if job.log:
-            job.log(f"tracing {len(spec.signatures)} signature(s)")
-        write_saved_model(spec, model, path, fixed_size, job.fixed_batch if fixed_size else None)
+            job.log(f"tracing {len(spec.signatures)} signature(s)" + (" for XLA" if xla else ""))
+        write_saved_model(spec, model, path, fixed_size, job.fixed_batch if fixed_size else None, xla=xla,
+                          cast_outputs=policy is not None)
         warmup.write(spec, path / "assets.extra" / warmup.FILENAME, fixed_size)
 
-    return Converted(write, finish=lambda: config_files.update(job.out / job.row.folder, spec.name))
+    options = {"served_as": served, "hosts": list(variant.hosts), **({"compute_dtype": policy} if policy else {})}
+    if xla:
+        options["xla"] = XLA_SHAPES if fixed_size is None else f"jit_compile=True at the fixed {fixed_size}"
+    return Converted(write, options, finish=lambda: config_files.update(job.out / job.row.folder, served))
+
+
+XLA_SHAPES = ("jit_compile=True; XLA compiles once per input shape (batch x H x W) a server sees: send a few"
+              " fixed tile sizes, or export with --input-size and --batch for one static shape")
 
 
 def export(spec: ModelSpec, model, out: Path, variant: str | None = None, source=None, version: int | None = None,
@@ -149,6 +181,11 @@ def export(spec: ModelSpec, model, out: Path, variant: str | None = None, source
     return artifact
 
 
-def check_new_version(out: Path, spec: ModelSpec, version: int | None) -> int:
-    """The version to write: ``version`` if it is new, else the next after the highest present."""
-    return new_version(out, spec, version)
+def check_new_version(out: Path, spec: ModelSpec, version: int | None, variants=()) -> None:
+    """ExportError unless ``version`` (None: the next) is new for the model name each of
+    ``variants`` (default: the default one) is served under."""
+    from genimg_export.artifacts.formats import FORMATS
+
+    row = FORMATS["saved_model"]
+    for variant in variants or (row.default.name,):
+        new_version(out, spec, version, row.served_name(spec.name, variant))

@@ -20,7 +20,7 @@ def discover(spec, out: Path | None, backends: list[str], servers: dict[str, str
 
     Args:
         out: the export directory (needed for saved_model, tflite, onnx).
-        servers: backend -> HOST:PORT for grpc/rest.
+        servers: backend -> HOST:PORT for grpc/rest/v2.
     """
     targets: list[Target] = []
     local = _local_targets(spec, out) if out is not None else []
@@ -77,9 +77,10 @@ def _from_manifest(spec, out: Path) -> list[Target]:
 
     entries = [e for e in manifest.load(out) if e.model == spec.name and e.format in BACKENDS]
     versions = [e for e in entries if e.format == "saved_model" and Path(e.path).name.isdigit()]
-    if versions:  # several SavedModel versions: check the newest, the one TF Serving serves
-        newest = max(versions, key=lambda e: int(Path(e.path).name))
-        entries = [e for e in entries if e.format != "saved_model" or e is newest]
+    newest = {}  # several SavedModel versions of a variant: check the newest, the one TF Serving serves
+    for e in sorted(versions, key=lambda e: int(Path(e.path).name)):
+        newest[e.variant] = e
+    entries = [e for e in entries if e.format != "saved_model" or e in newest.values()]
     targets = []
     for entry in entries:
         fixed = tuple(entry.fixed_size) if entry.fixed_size else None
@@ -108,10 +109,10 @@ def _from_layout(spec, out: Path) -> list[Target]:
 
     sigs = [s.name for s in spec.signatures]
     found = layout.find(out, spec.name, sigs[0])
-    newest = {p.format: p.version for p, _ in found if p.version is not None}  # ascending: last wins
+    newest = {(p.format, p.variant): p.version for p, _ in found if p.version is not None}  # ascending: last wins
     targets = []
     for place, path in found:
-        if place.version != newest.get(place.format):
+        if place.version != newest.get((place.format, place.variant)):
             continue  # an older SavedModel version: check the one TF Serving serves
         row = FORMATS[place.format]
         fixed = _fixed_size(row, path)
