@@ -131,3 +131,24 @@ def test_the_local_server_serves_every_variant(exported):
             assert got.dtype == np.float32 and np.abs(got - want).max() < 0.05, v.name
     finally:
         server.stop()
+
+
+def test_cli_precision_and_xla_write_a_served_bf16_savedmodel(cli, tmp_path):
+    bf16 = next(v for v in REDUCED if v.compute_dtype == "bfloat16").name
+    result = cli("saved-model", "--model", "dcgan", "--out", tmp_path, "--precision", bf16, "--xla")
+    assert result.exit_code == 0, result.output
+    served = ROW.served_name("dcgan", bf16)
+    assert f"serving/{served}/1" in result.output
+    assert (tmp_path / "serving" / served / "1" / "saved_model.pb").is_file()
+    assert not (tmp_path / "serving" / "dcgan").exists()  # fp32 not made unless asked
+    assert f'name: "{served}"' in (tmp_path / "serving" / "models.config").read_text()
+
+
+def test_cli_choices_come_from_the_table_and_bad_names_are_one_line(cli, tmp_path):
+    helped = cli("all", "--help").output
+    assert all(n in helped for n in ROW.variant_names)
+    bad = cli("saved-model", "--model", "dcgan", "--out", tmp_path / "a", "--precision", "int8")
+    assert bad.exit_code == 2 and "int8" in bad.output
+    typo = cli("all", "--model", "dcgan", "--out", tmp_path / "b", "--saved-model-variants", f"{ROW.default.name},bf61")
+    assert typo.exit_code == 2 and "did you mean 'bf16'" in typo.output and "Traceback" not in typo.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
