@@ -21,7 +21,7 @@ def _target(ex, backend, variant):
 
 
 def test_backend_table_lists_every_runner_and_imports_lazily():
-    assert list(BACKENDS) == ["keras", "saved_model", "tflite", "onnx", "grpc", "rest"]
+    assert list(BACKENDS) == ["keras", "saved_model", "tflite", "onnx", "grpc", "rest", "v2"]
     for backend in ("keras", "saved_model", "tflite", "onnx"):
         assert runner_class(backend).backend == backend
     with pytest.raises(InvalidInputError, match="did you mean 'onnx'"):

@@ -215,6 +215,7 @@ FORMATS: dict[str, Format] = {
             ),
             converter="genimg_export.exporters.onnx:convert",
             runner="onnx",
+            served_by=("v2",),  # Triton/KServe serve the ONNX files over the v2 protocol
             folder="onnx",
             suffix=".onnx",
             per_signature=True,

@@ -37,6 +37,8 @@ def parity(
     threads: Annotated[int | None, typer.Option(help="Threads for the tflite and onnx runners.")] = None,
     grpc_target: Annotated[str, typer.Option(help="HOST:PORT of the gRPC server (backend grpc).")] = "localhost:8500",
     rest_target: Annotated[str, typer.Option(help="HOST:PORT of the REST server (backend rest).")] = "localhost:8501",
+    v2_target: Annotated[str, typer.Option(
+        help="Triton/KServe address (backend v2): HOST:PORT for gRPC, http://HOST:PORT for HTTP.")] = "localhost:8001",
     tolerance: Annotated[
         list[str] | None,
         typer.Option(metavar="BACKEND/VARIANT=KEY:VALUE",
@@ -78,7 +80,7 @@ def parity(
         result = run_parity(
             model, out, _split(backends), samples=samples, seed=seed, npz=npz,
             input_range=_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
-            servers={"grpc": grpc_target, "rest": rest_target}, tolerances=overrides,
+            servers={"grpc": grpc_target, "rest": rest_target, "v2": v2_target}, tolerances=overrides,
             output_ranges=_output_ranges(output_range), progress=progress,
         )
     _print(result, wide)

@@ -49,7 +49,8 @@ class _ServeCommand(_Command):
         return super().parse_args(ctx, tf_serving_args(args))
 
 TargetOpt = Annotated[str, typer.Option(
-    "--target", "-t", help="Server address: HOST:PORT for gRPC (8500) or http(s)://HOST:PORT for REST (8501).")]
+    "--target", "-t", help="Server address: HOST:PORT for gRPC (8500) or http(s)://HOST:PORT for REST (8501);"
+    " v2://HOST:PORT or v2+http://HOST:PORT for KServe's v2 protocol (Triton: 8001, 8000).")]
 ServedModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="Model name on the server (the name in models.config).")]
 VersionOpt = Annotated[int | None, typer.Option(help="Version number (default: the latest).")]
@@ -67,7 +68,8 @@ def _client(target, timeout, tls=False, ca_cert=None, auth_token=None):
     from genimg_serving.client import Client
 
     if not target or target.startswith(("grpc://", "tcp://")):
-        raise InvalidInputError(f"--target {target!r}: expected HOST:PORT (gRPC) or http://HOST:PORT (REST)")
+        raise InvalidInputError(f"--target {target!r}: expected HOST:PORT (gRPC), http://HOST:PORT (REST)"
+                                " or v2://HOST:PORT (KServe v2)")
     roots = _read(ca_cert) if ca_cert else None
     return Client(target, timeout=timeout, tls=tls, root_certificates=roots, auth_token=auth_token)
 

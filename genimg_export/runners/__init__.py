@@ -30,8 +30,9 @@ BACKENDS: dict[str, str] = {
     "onnx": "genimg_export.runners.onnx:OnnxRunner",
     "grpc": "genimg_export.runners.grpc:GrpcRunner",
     "rest": "genimg_export.runners.rest:RestRunner",
+    "v2": "genimg_export.runners.v2:V2Runner",
 }
-SERVER_BACKENDS = ("grpc", "rest")
+SERVER_BACKENDS = ("grpc", "rest", "v2")
 
 __all__ = ["BACKENDS", "SERVER_BACKENDS", "Runner", "open_runner", "runner_class"]
 

@@ -10,6 +10,8 @@ Example:
     ...     sr = c.upscale("srgan", lr_image)          # HWC float32 in [-1, 1]
     ...     faces = c.generate("dcgan", n=4, seed=0)
     ...     out = c.predict("srgan", {"lr": batch}, version=2)
+    >>> with Client("grpc://triton:8001", protocol="v2") as c:   # Triton / KServe v2
+    ...     sr = c.upscale("srgan", lr_image)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from genimg_serving.signatures import DEFAULT_SIGNATURE, ModelMetadata, Signatur
 from genimg_serving.transports import GrpcTransport, RestTransport, VersionStatus
 
 DEFAULT_TIMEOUT = 30.0
+PROTOCOLS = ("v1", "v2")  # KServe's names: v1 = TF Serving's API, v2 = Open Inference Protocol
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
@@ -33,7 +36,13 @@ class Client:
     """A client for one server.
 
     Args:
-        target: ``host:port`` for gRPC, or ``http(s)://host:port`` for REST.
+        target: ``host:port`` (or ``grpc://host:port``) for gRPC, or ``http(s)://host:port``
+            for HTTP.
+        protocol: ``"v1"`` (TF Serving's API, the default) or ``"v2"`` (KServe's Open
+            Inference Protocol: Triton, KServe runtimes), e.g.
+            ``Client("grpc://triton:8001", protocol="v2")``; same calls either way. The
+            schemes ``v2://host:port`` (gRPC) and ``v2+http(s)://host:port`` say it in the
+            target alone (the CLI's ``--target``).
         timeout: default deadline in seconds for each call (retries included).
         tls: use TLS for gRPC (REST: use an https:// URL).
         root_certificates: PEM bytes of the CA to trust (default: system CAs).
@@ -46,14 +55,22 @@ class Client:
     def __init__(self, target: str, *, timeout: float = DEFAULT_TIMEOUT, tls: bool = False,
                  root_certificates: bytes | None = None, auth_token: str | None = None,
                  max_message_bytes: int = MAX_MESSAGE_BYTES, retries: int = 3,
-                 backoff: float = 0.1, max_backoff: float = 2.0):
-        self.target, self.timeout = target, timeout
+                 backoff: float = 0.1, max_backoff: float = 2.0, protocol: str = "v1"):
+        target, protocol = _v2_scheme(target, protocol)
+        self.target, self.timeout, self.protocol = target, timeout, protocol
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
-        if target.startswith(("http://", "https://")):
+        if protocol not in PROTOCOLS:
+            raise InvalidArgumentError(f"protocol must be one of {', '.join(PROTOCOLS)}, not '{protocol}'")
+        if protocol == "v2":
+            from genimg_serving.v2 import V2Transport
+
+            self.transport = V2Transport(target, tls=tls, auth_token=auth_token,
+                                         max_message_bytes=max_message_bytes, timeout=timeout)
+        elif target.startswith(("http://", "https://")):
             self.transport = RestTransport(target, root_certificates=root_certificates,
                                            auth_token=auth_token)
         else:
-            self.transport = GrpcTransport(target, tls=tls, root_certificates=root_certificates,
+            self.transport = GrpcTransport(target.removeprefix("grpc://"), tls=tls, root_certificates=root_certificates,
                                            auth_token=auth_token,
                                            max_message_bytes=max_message_bytes,
                                            max_reconnect_backoff=max_backoff)
@@ -63,6 +80,10 @@ class Client:
     @property
     def is_rest(self) -> bool:
         return isinstance(self.transport, RestTransport)
+
+    @property
+    def _wants_output_infos(self) -> bool:  # REST and v2 need the output names to read replies
+        return not isinstance(self.transport, GrpcTransport)
 
     # ---- the three calls -------------------------------------------------------
 
@@ -92,7 +113,7 @@ class Client:
         arrays = {k: _cast(np.asarray(v), sig.inputs.get(k)) for k, v in inputs.items()}
         kwargs = dict(version=version, label=label, signature=signature,
                       output_filter=list(output_filter or []))
-        if self.is_rest:
+        if self._wants_output_infos:
             kwargs["output_infos"] = sig.outputs
         return self._call(lambda t: self.transport.predict(model, arrays, timeout=t, **kwargs),
                           timeout)
@@ -230,6 +251,14 @@ class Client:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _v2_scheme(target: str, protocol: str) -> tuple[str, str]:
+    """``v2://h:p`` -> (``grpc://h:p``, "v2"); ``v2+http://h:p`` -> (``http://h:p``, "v2")."""
+    for prefix, scheme in (("v2://", "grpc://"), ("v2+http://", "http://"), ("v2+https://", "https://")):
+        if target.startswith(prefix):
+            return scheme + target[len(prefix):], "v2"
+    return target, protocol
 
 
 def _check_choice(version, label) -> None:
