@@ -54,8 +54,19 @@ def _clean(result) -> None:
 # --- data in -------------------------------------------------------------
 
 
+def _tags(logdir: Path) -> set[str]:
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    tags = set()
+    for f in logdir.glob("events.out.tfevents.*"):
+        for raw in tf.data.TFRecordDataset(str(f)):
+            tags |= {v.tag for v in event_pb2.Event.FromString(raw.numpy()).summary.value}
+    return tags
+
+
 def test_srgan_trains_on_a_folder_skips_the_broken_file_and_records_the_data(cli, photos, tmp_path):
-    result = cli(*TRAIN, "--data", photos, "--steps", "2", "--out", tmp_path)
+    result = cli(*TRAIN, "--data", photos, "--steps", "2", "--eval-every", "1", "--out", tmp_path)
     assert result.exit_code == 0, result.output
     assert "skipped 1 unreadable image(s), e.g." in result.output and "broken.png" in result.output
     card = json.loads((tmp_path / "srgan.card.json").read_text())
@@ -68,24 +79,7 @@ def test_srgan_trains_on_a_folder_skips_the_broken_file_and_records_the_data(cli
     assert card["evaluation"]["metric"].startswith("Y-channel PSNR, validation images")
     assert card["command"].endswith(f"--data {photos} --batch 2 --out DIR")
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("ckpt-*.index")) == ["ckpt-2.index"]
-    assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
-
-
-def _tags(logdir: Path) -> set[str]:
-    from tensorflow.core.util import event_pb2
-    import tensorflow as tf
-
-    tags = set()
-    for f in logdir.glob("events.out.tfevents.*"):
-        for raw in tf.data.TFRecordDataset(str(f)):
-            tags |= {v.tag for v in event_pb2.Event.FromString(raw.numpy()).summary.value}
-    return tags
-
-
-def test_tensorboard_logs_losses_metric_and_samples(cli, photos, tmp_path):
-    result = cli(*TRAIN, "--data", photos, "--steps", "2", "--eval-every", "1", "--out", tmp_path)
-    assert result.exit_code == 0, result.output
-    assert {"loss/l1", "val/psnr_db", "val/psnr_gain_db", "samples"} <= _tags(tmp_path / "logs")
+    assert {"loss/l1", "val/psnr_db", "val/psnr_gain_db", "samples"} <= _tags(tmp_path / "logs")  # TensorBoard
 
 
 @pytest.mark.parametrize(
@@ -111,7 +105,9 @@ def test_bad_data_gets_one_clear_line(cli, tmp_path, model, layout, message):
         (data / "a.jpg").write_bytes(b"\xff\xd8 truncated")
     elif layout in ("unpaired", "sizes"):
         _photos(data / "input", 1)[0].rename(data / "input" / "a.png")
-        _photos(data / "target", 1, size=(120, 110) if layout == "unpaired" else (128, 128))[0].rename(data / "target" / "a.png")
+        _photos(data / "target", 1, size=(120, 110) if layout == "unpaired" else (128, 128))[0].rename(
+            data / "target" / "a.png"
+        )
         if layout == "unpaired":
             Image.new("RGB", (80, 80)).save(data / "input" / "b.png")
     elif layout == "flat":
@@ -132,7 +128,10 @@ def test_bad_data_gets_one_clear_line(cli, tmp_path, model, layout, message):
     "args, message",
     [
         (["--model", "dcgan", "--val", "VAL"], "dcgan's quality metric does not run on your images"),
-        (["--model", "srgan", "--init-from", "pix2pix"], "--init-from takes 'srgan' (its shipped weights) or a .keras file"),
+        (
+            ["--model", "srgan", "--init-from", "pix2pix"],
+            "--init-from takes 'srgan' (its shipped weights) or a .keras file",
+        ),
         (["--model", "srgan", "--init-from", "PIX2PIX_KERAS"], "is not a srgan model"),
         (["--model", "srgan", "--batch", "0"], "--batch must be positive"),
         (["--model", "srgan", "--resume"], "--resume: no checkpoint in"),
@@ -141,7 +140,10 @@ def test_bad_data_gets_one_clear_line(cli, tmp_path, model, layout, message):
 )
 def test_bad_options_get_one_clear_line(cli, photos, tmp_path, monkeypatch, args, message):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    args = [str(registry.get("pix2pix").weights_path) if a == "PIX2PIX_KERAS" else str(photos) if a == "VAL" else a for a in args]
+    args = [
+        str(registry.get("pix2pix").weights_path) if a == "PIX2PIX_KERAS" else str(photos) if a == "VAL" else a
+        for a in args
+    ]
     result = cli("train", *args, "--data", photos, "--steps", "1", "--out", tmp_path)
     assert result.exit_code == 2, result.output
     assert message in result.output
@@ -177,30 +179,41 @@ def test_the_stream_is_a_function_of_seed_and_step(photos, tmp_path):
     assert degraded.shape == (2, 64, 64, 3) and np.array_equal(degraded.numpy(), clean.numpy())
 
 
-def test_tfrecord_shards_and_class_folders_for_cgan(cli, tmp_path):
-    """cgan trains from class folders and from TFRecord shards of encoded images + labels."""
+def test_class_folders_and_tfrecord_shards_stream_labelled_digits(tmp_path):
+    """cgan's class folders and TFRecord shards of encoded images + labels both
+    stream (32x32x1 images, int labels); a shard without images is refused."""
     import tensorflow as tf
+
+    from genimg_export.errors import InvalidInputError
+    from genimg_export.zoo import data_stream, user_data
 
     folders = tmp_path / "classes"
     for label in ("a", "b", "c"):
         _photos(folders / label, 2, size=(40, 40), seed=ord(label))
-    assert cli("train", "--model", "cgan", "--data", folders, "--steps", "1", "--batch", "4", "--out", tmp_path / "o1").exit_code == 0
-    card = json.loads((tmp_path / "o1" / "cgan.card.json").read_text())
-    assert card["data"] == f"6 images in 3 classes (a, b, c) from {folders}"
-    shard = tmp_path / "digits.tfrecord"
+    scanned = user_data.scan("cgan", folders)
+    assert scanned.describe() == f"6 images in 3 classes (a, b, c) from {folders}"
+    lay = user_data.layout("cgan")
+    images, labels = next(iter(data_stream.batches(scanned, lay, 6, 0, 0, 1)))
+    assert images.shape == (6, 32, 32, 1) and sorted(labels.numpy()) == [0, 0, 1, 1, 2, 2]
+    shard = tmp_path / "shards" / "digits.tfrecord"
+    shard.parent.mkdir()
     with tf.io.TFRecordWriter(str(shard)) as w:
-        for i, png in enumerate(sorted(folders.rglob("*.png"))):
-            feats = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png.read_bytes()])),
-                     "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 3]))}
+        for i, png in enumerate(scanned.files):
+            feats = {
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[Path(png).read_bytes()])),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[scanned.labels[i]])),
+            }
             w.write(tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString())
-    result = cli("train", "--model", "cgan", "--data", shard, "--steps", "1", "--batch", "4", "--out", tmp_path / "o2")
-    assert result.exit_code == 0, result.output
-    no_label = tmp_path / "nolabel.tfrecord"
-    with tf.io.TFRecordWriter(str(no_label)) as w:
+    records = user_data.scan("cgan", shard.parent)
+    first = [(x.numpy(), y.numpy()) for x, y in data_stream.batches(records, lay, 4, 0, 0, 3)]
+    resumed = [(x.numpy(), y.numpy()) for x, y in data_stream.batches(records, lay, 4, 0, 2, 3)]
+    assert first[0][0].shape == (4, 32, 32, 1) and set(first[0][1]) <= {0, 1, 2}
+    assert np.array_equal(first[2][0], resumed[0][0]) and np.array_equal(first[2][1], resumed[0][1])
+    no_image = tmp_path / "bad.tfrecord"
+    with tf.io.TFRecordWriter(str(no_image)) as w:
         w.write(tf.train.Example().SerializeToString())
-    bad = cli("train", "--model", "cgan", "--data", no_label, "--steps", "1", "--out", tmp_path / "o3")
-    assert bad.exit_code == 2 and "records have no 'image' feature" in bad.output
-    _clean(bad)
+    with pytest.raises(InvalidInputError, match="records have no 'image' feature"):
+        user_data.scan("cgan", no_image)
 
 
 # --- fine-tuning into export -----------------------------------------------
@@ -219,7 +232,17 @@ def test_fine_tuned_srgan_keeps_its_spec_and_exports(cli, photos, tmp_path):
     tuned = load_keras(tmp_path / "ft" / "srgan.keras").get_weights()
     moved = max(float(np.max(np.abs(a - b))) for a, b in zip(shipped, tuned))
     assert 0 < moved < 1e-3  # one small step away from the shipped weights, not a fresh model
-    export = cli("onnx", "--model", "srgan", "--weights", tmp_path / "ft" / "srgan.keras", "--quantize", "fp32", "--out", tmp_path / "exp")
+    export = cli(
+        "onnx",
+        "--model",
+        "srgan",
+        "--weights",
+        tmp_path / "ft" / "srgan.keras",
+        "--quantize",
+        "fp32",
+        "--out",
+        tmp_path / "exp",
+    )
     assert export.exit_code == 0, export.output
     parity = cli("parity", "--model", "srgan", "--weights", tmp_path / "ft" / "srgan.keras", "--out", tmp_path / "exp")
     assert parity.exit_code == 0, parity.output
@@ -235,15 +258,23 @@ def test_help_documents_fine_tuning_defaults(cli):
     from genimg_export.cli import app
 
     flags = {o for p in typer.main.get_command(app).commands["train"].params for o in p.opts}
-    assert {"--data", "--val", "--init-from", "--resume", "--strategy", "--mixed-precision", "--checkpoint-every"} <= flags
+    assert {
+        "--data",
+        "--val",
+        "--init-from",
+        "--resume",
+        "--strategy",
+        "--mixed-precision",
+        "--checkpoint-every",
+    } <= flags
 
 
 # --- exact resume after a kill ----------------------------------------------
 
 
-def _spawn(out: Path, data: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "genimg_export", *TRAIN, "--data", str(data), "--steps", "9",
-           "--checkpoint-every", "3", "--out", str(out), *extra]
+def _spawn(model: str, out: Path, data: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "genimg_export", "train", "--model", model, "--batch", "2", "--data", str(data)]
+    cmd += ["--steps", "24", "--checkpoint-every", "3", "--out", str(out), *extra]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -255,12 +286,14 @@ def _weights(path: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_a_killed_run_resumes_to_the_same_weights(photos, tmp_path, sig):
+@pytest.mark.parametrize("model, sig", [("srgan", signal.SIGKILL), ("pix2pix", signal.SIGTERM)])
+def test_a_killed_run_resumes_to_the_same_weights(photos, tmp_path, model, sig):
     """Kill after the first checkpoint; --resume; the final weights equal, bit for bit,
-    those of an uninterrupted run (each run in a fresh process)."""
-    reference = _spawn(tmp_path / "ref", photos)
-    victim = _spawn(tmp_path / "killed", photos)
+    those of an uninterrupted run (each run in a fresh process). pix2pix also draws
+    its degradations from the trainer's numpy Generator and trains a discriminator:
+    both are in the checkpoint."""
+    reference = _spawn(model, tmp_path / "ref", photos)
+    victim = _spawn(model, tmp_path / "killed", photos)
     deadline = time.time() + 240
     while not (tmp_path / "killed" / "checkpoints" / "ckpt-3.index").exists():
         assert victim.poll() is None and time.time() < deadline, victim.stdout.read()
@@ -271,13 +304,13 @@ def test_a_killed_run_resumes_to_the_same_weights(photos, tmp_path, sig):
         assert victim.returncode == 130 and "checkpoint saved" in output and "--resume" in output, output
     else:
         assert victim.returncode == -signal.SIGKILL
-    assert not (tmp_path / "killed" / "srgan.keras").exists()
-    resumed = _spawn(tmp_path / "killed", photos, "--resume")
+    assert not (tmp_path / "killed" / f"{model}.keras").exists()
+    resumed = _spawn(model, tmp_path / "killed", photos, "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stdout.read()
     assert reference.wait(timeout=300) == 0, reference.stdout.read()
-    card = json.loads((tmp_path / "killed" / "srgan.card.json").read_text())
+    card = json.loads((tmp_path / "killed" / f"{model}.card.json").read_text())
     assert card["resumed_from_step"] >= 3
-    a, b = _weights(tmp_path / "ref" / "srgan.keras"), _weights(tmp_path / "killed" / "srgan.keras")
+    a, b = _weights(tmp_path / "ref" / f"{model}.keras"), _weights(tmp_path / "killed" / f"{model}.keras")
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
@@ -306,13 +339,16 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # three tiny trainings in a subprocess: 40-140 s on 2 shared cores
 def test_mirrored_on_two_logical_cpus_equals_one_device(photos, tmp_path):
     """Global batch 4 as 2 x 2 replicas vs 4 on one device: the same weights within
     float tolerance. (One device on batch 2 differs: the comparison sees the batch.)"""
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, str(script), str(tmp_path), str(photos)], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), str(photos)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = eval(out.stdout.strip().splitlines()[-1])  # a dict literal printed by our script
     assert result["replicas"] == {"mirrored": 2, "one": 1, "half": 1}
@@ -335,7 +371,9 @@ def test_kubernetes_job_agrees_with_the_cli():
     workers = spec["completions"]
     assert spec["parallelism"] == workers and spec["completionMode"] == "Indexed"
     container = spec["template"]["spec"]["containers"][0]
-    assert spec["template"]["spec"]["subdomain"] == service["metadata"]["name"] and service["spec"]["clusterIP"] == "None"
+    assert (
+        spec["template"]["spec"]["subdomain"] == service["metadata"]["name"] and service["spec"]["clusterIP"] == "None"
+    )
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["WORKERS"] == str(workers)
     script = container["args"][-1]
@@ -346,9 +384,13 @@ def test_kubernetes_job_agrees_with_the_cli():
     train.make_context("train", argv[:])  # raises on an unknown or malformed flag
     with pytest.raises(Exception, match="no-such-flag"):  # the same parser refuses a wrong flag
         train.make_context("train", [*argv, "--no-such-flag"])
-    hosts = subprocess.run(["bash", "-c", script[: script.index("genimg-export train")] + 'echo "$TF_CONFIG"'],
-                           env={"JOB_COMPLETION_INDEX": "1", "WORKERS": str(workers), "PATH": os.environ["PATH"]},
-                           capture_output=True, text=True, check=True).stdout
+    hosts = subprocess.run(
+        ["bash", "-c", script[: script.index("genimg-export train")] + 'echo "$TF_CONFIG"'],
+        env={"JOB_COMPLETION_INDEX": "1", "WORKERS": str(workers), "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     tf_config = json.loads(hosts)
     assert tf_config["task"] == {"type": "worker", "index": 1}
     assert len(tf_config["cluster"]["worker"]) == workers

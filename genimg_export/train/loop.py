@@ -76,7 +76,9 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train(spec: ModelSpec, steps: int, out: Path, seed: int = 0, progress=None, run: RunOptions | None = None, **options) -> dict:
+def train(
+    spec: ModelSpec, steps: int, out: Path, seed: int = 0, progress=None, run: RunOptions | None = None, **options
+) -> dict:
     """Train ``spec`` for ``steps`` (from scratch or ``run.init_from``) and save model + card into ``out``.
 
     Returns the card (a dict). ``progress`` is a callable(step, losses) or None;
@@ -132,9 +134,16 @@ def _validation(spec: ModelSpec, data, val_dir):
 
     if val_dir is not None:
         if "images" not in inspect.signature(spec.evaluate).parameters:
-            raise InvalidInputError(f"{spec.name}'s quality metric does not run on your images (it scores generated digits); drop --val")
+            raise InvalidInputError(
+                f"{spec.name}'s quality metric does not run on your images (it scores generated digits); drop --val"
+            )
         return user_data.scan(spec.name, val_dir)
-    if data is None or data.records or len(data.files) < 10 or "images" not in inspect.signature(spec.evaluate).parameters:
+    if (
+        data is None
+        or data.records
+        or len(data.files) < 10
+        or "images" not in inspect.signature(spec.evaluate).parameters
+    ):
         return None
     return data.subset(lambda i: i % 10 == 9)
 
@@ -150,7 +159,9 @@ def _initial_model(spec: ModelSpec, run: RunOptions):
     if run.init_from is None:
         return model
     if run.init_from != spec.name and not loading.looks_like_path(run.init_from):
-        raise InvalidInputError(f"--init-from takes '{spec.name}' (its shipped weights) or a .keras file; got '{run.init_from}'")
+        raise InvalidInputError(
+            f"--init-from takes '{spec.name}' (its shipped weights) or a .keras file; got '{run.init_from}'"
+        )
     source = load_keras(spec.weights_path if run.init_from == spec.name else Path(run.init_from))
     ours, theirs = [tuple(w.shape) for w in model.weights], [tuple(w.shape) for w in source.weights]
     if ours != theirs:
@@ -179,8 +190,13 @@ def _trainer_args(spec: ModelSpec, run: RunOptions, data, strategy) -> dict:
 def _run_config(spec, seed, trainer, run, data, options) -> dict:
     """What must not change between a run and its --resume."""
     return {
-        "model": spec.name, "seed": seed, "batch": trainer.config.get("batch"), "config": trainer.config,
-        "data_sha256": data.digest if data else None, "init_from": run.init_from, "options": options,
+        "model": spec.name,
+        "seed": seed,
+        "batch": trainer.config.get("batch"),
+        "config": trainer.config,
+        "data_sha256": data.digest if data else None,
+        "init_from": run.init_from,
+        "options": options,
     }
 
 
@@ -195,7 +211,9 @@ def _loop(spec, trainer, model, state, steps, seed, run, data, val, progress, op
         raise InvalidInputError(f"--resume: the checkpoint is at step {start}; ask for more --steps than that")
     stream = None
     if data is not None:
-        stream = iter(data_stream.batches(data, user_data.layout(spec.name), trainer.config["batch"], seed, start, steps))
+        stream = iter(
+            data_stream.batches(data, user_data.layout(spec.name), trainer.config["batch"], seed, start, steps)
+        )
     val_images = data_stream.val_images(val, user_data.layout(spec.name)) if val else None
     writer = tf.summary.create_file_writer(str(state.folder.parent / "logs"))
     history: list[dict[str, float]] = []
@@ -230,7 +248,9 @@ def _stop_signals():
     if threading.current_thread() is not threading.main_thread():
         yield lambda: False
         return
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield lambda: bool(caught)
     finally:

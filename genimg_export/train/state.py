@@ -58,7 +58,9 @@ class TrainState:
             write_text_atomic(self.run_json, json.dumps(self.config, indent=2) + "\n")
             return 0, 0.0
         if latest is None:
-            raise InvalidInputError(f"--resume: no checkpoint in {self.folder} (a run saves one every --checkpoint-every steps)")
+            raise InvalidInputError(
+                f"--resume: no checkpoint in {self.folder} (a run saves one every --checkpoint-every steps)"
+            )
         self._check_same_run()
         self.checkpoint.restore(latest).assert_consumed()
         self.trainer.rng.bit_generator.state = json.loads(self.rng.numpy().decode())

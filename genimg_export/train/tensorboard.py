@@ -11,7 +11,9 @@ import numpy as np
 def _metadata(plugin: str) -> bytes:
     from tensorflow.core.framework import summary_pb2
 
-    return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)).SerializeToString()
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)
+    ).SerializeToString()
 
 
 def scalar(tag: str, value: float, step: int) -> None:

@@ -34,7 +34,8 @@ def batches(ud: UserData, lay: Layout, batch: int, seed: int, start_step: int, s
         labels = tf.constant(list(ud.labels), tf.int32) if ud.labels else None
         ds = index.map(
             lambda i: _from_files(i, seed, lay, files, targets, labels),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
         )
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 

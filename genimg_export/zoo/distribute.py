@@ -34,7 +34,9 @@ def replicated(step):
     def spread(a):  # one array -> its per-replica slices
         if a is None:
             return None
-        return strategy.experimental_distribute_values_from_function(lambda ctx: _slice(a, ctx.replica_id_in_sync_group, n))
+        return strategy.experimental_distribute_values_from_function(
+            lambda ctx: _slice(a, ctx.replica_id_in_sync_group, n)
+        )
 
     @tf.function
     def run(*args):
@@ -69,8 +71,7 @@ def make_strategy(name: str):
     from genimg_export.errors import InvalidInputError
 
     if name == "auto":
-        gpus = tf.config.list_logical_devices("GPU")
-        name = "tpu" if os.environ.get("TPU_NAME") else "multiworker" if os.environ.get("TF_CONFIG") else "mirrored" if len(gpus) > 1 else "one"
+        name = _auto()
     if name == "one":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -78,11 +79,25 @@ def make_strategy(name: str):
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
-            raise InvalidInputError("--strategy multiworker needs TF_CONFIG (cluster and this worker's task); see docs/training.md")
+            raise InvalidInputError(
+                "--strategy multiworker needs TF_CONFIG (cluster and this worker's task); see docs/training.md"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         return _tpu_strategy(os.environ.get("TPU_NAME", "local"))
     raise InvalidInputError(f"unknown strategy '{name}'; choose one of {', '.join(STRATEGIES)}")
+
+
+def _auto() -> str:
+    import os
+
+    import tensorflow as tf
+
+    if os.environ.get("TPU_NAME"):
+        return "tpu"
+    if os.environ.get("TF_CONFIG"):
+        return "multiworker"
+    return "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "one"
 
 
 def _tpu_strategy(tpu: str):
@@ -95,7 +110,9 @@ def _tpu_strategy(tpu: str):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except Exception as e:  # no TPU shows up as ValueError, NotFoundError or a gRPC error
-        raise InvalidInputError(f"--strategy tpu: no TPU '{tpu}' reachable ({first_line(e)}); set TPU_NAME or run on a TPU VM") from e
+        raise InvalidInputError(
+            f"--strategy tpu: no TPU '{tpu}' reachable ({first_line(e)}); set TPU_NAME or run on a TPU VM"
+        ) from e
     return tf.distribute.TPUStrategy(resolver)
 
 

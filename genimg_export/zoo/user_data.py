@@ -96,8 +96,16 @@ class UserData:
     def subset(self, keep) -> UserData:
         pick = [i for i in range(len(self.files)) if keep(i)]
         sub = lambda xs: None if xs is None else tuple(xs[i] for i in pick)  # noqa: E731
-        return UserData(self.root, sub(self.files), self.skipped, sub(self.labels), self.classes, sub(self.targets),
-                        self.records, self.digest)
+        return UserData(
+            self.root,
+            sub(self.files),
+            self.skipped,
+            sub(self.labels),
+            self.classes,
+            sub(self.targets),
+            self.records,
+            self.digest,
+        )
 
 
 def scan(model: str, root: Path) -> UserData:
@@ -105,7 +113,9 @@ def scan(model: str, root: Path) -> UserData:
     lay, root = layout(model), Path(root)
     if not root.exists():
         raise NotFoundError(f"no such data folder: {root}")
-    shards = [root] if root.suffix in RECORD_SUFFIXES else sorted(p for p in root.rglob("*") if p.suffix in RECORD_SUFFIXES)
+    shards = (
+        [root] if root.suffix in RECORD_SUFFIXES else sorted(p for p in root.rglob("*") if p.suffix in RECORD_SUFFIXES)
+    )
     if shards:
         return _scan_records(model, root, shards, lay)
     if not root.is_dir():
@@ -121,7 +131,11 @@ def scan(model: str, root: Path) -> UserData:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def _nothing_usable(root: Path, bad: list[str]) -> str:
@@ -162,9 +176,13 @@ def _readable(paths: list[Path], crop: int | None, model: str) -> tuple[list[str
 def _scan_classes(model: str, root: Path, lay: Layout) -> UserData:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise InvalidInputError(f"{model} needs one sub-folder per class ({root}/0/*.png, {root}/1/*.png, ...); {root} has none")
+        raise InvalidInputError(
+            f"{model} needs one sub-folder per class ({root}/0/*.png, {root}/1/*.png, ...); {root} has none"
+        )
     if len(folders) > MAX_CLASSES:
-        raise InvalidInputError(f"{model} learns at most {MAX_CLASSES} classes; {root} has {len(folders)} class folders")
+        raise InvalidInputError(
+            f"{model} learns at most {MAX_CLASSES} classes; {root} has {len(folders)} class folders"
+        )
     files, labels, skipped = [], [], []
     for label, folder in enumerate(folders):
         good, bad = _readable(_images_in(folder), lay.crop, model)
@@ -194,7 +212,9 @@ def _scan_pairs(model: str, root: Path, lay: Layout) -> UserData:
             continue
         a, b = _size(good[0]), _size(good[1])
         if a != b:
-            raise InvalidInputError(f"{good[0]} is {a[0]}x{a[1]} but {good[1]} is {b[0]}x{b[1]}; a pair must be the same size")
+            raise InvalidInputError(
+                f"{good[0]} is {a[0]}x{a[1]} but {good[1]} is {b[0]}x{b[1]}; a pair must be the same size"
+            )
         files.append(good[0])
         paired.append(good[1])
     if not files:
