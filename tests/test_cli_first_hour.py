@@ -118,8 +118,8 @@ NOISY = [  # the lines of issue 16, in the runtimes' own formats
     "I0000 00:00:1796288679.730662   17772 port.cc:153] oneDNN custom operations are on.",
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
     "W0000 00:00:1796288679.1 123 op_kernel.cc:1857] OP_REQUIRES failed at example_parsing_ops.cc:98 : ABORTED",
-    "2026-12-03 09:00:00.123456789 [W:onnxruntime:, graph.cc:1348 Graph] Duplicate initializer 'y'. Please, fix your model",
-    "2026-12-03 09:00:00.123456: I tensorflow/core/platform/cpu_feature_guard.cc:210] This TensorFlow binary is optimized",
+    "2026-12-03 09:00:00.123456789 [W:onnxruntime:, graph.cc:1348 Graph] Duplicate initializer 'y'. Please, fix",
+    "2026-12-03 09:00:00.123456: I tensorflow/core/platform/cpu_feature_guard.cc:210] This TensorFlow binary is",
 ]
 KEPT = ["error: --json out.json: folder nope does not exist", "Traceback (most recent call last):",
         "warning: --n is deprecated; use --count", "E0000 is not a log line when it is prose"]

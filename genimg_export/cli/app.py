@@ -63,7 +63,8 @@ def _global_options(
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Show everything TensorFlow and onnxruntime log (absl, oneDNN, CUDA lines).")] = False,
     quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="Only errors and the final result (for scripts): no progress, no per-step lines.")] = False,
+        "--quiet", "-q",
+        help="Only errors and the final result (for scripts): no progress, no per-step lines.")] = False,
     version: Annotated[bool, typer.Option(
         "--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:

@@ -46,7 +46,8 @@ def parity(
                      " with KEY psnr, ssim, max_abs (image outputs) or atol, rtol (other outputs);"
                      " e.g. --tolerance tflite/int8=psnr:25. Recorded in --json."),
     ] = None,
-    wide: Annotated[bool, typer.Option("--wide", help="Every column (shape, mean abs, outside), wider than 80.")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column (shape, mean abs, outside), wider than 80.")] = False,
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,
@@ -147,7 +148,8 @@ def _print(result, wide: bool = False) -> None:
     keep = [wide or c not in NARROW_DROPS for c in columns]
     for col, kept in zip(columns, keep):
         if kept:
-            table.add_column(col, justify="right" if col in ("max abs", "mean abs", "PSNR dB", "SSIM", "outside") else "left")
+            numeric = col in ("max abs", "mean abs", "PSNR dB", "SSIM", "outside")
+            table.add_column(col, justify="right" if numeric else "left")
     for r in result.rows:
         verdict = "[green]pass[/]" if r.passed else f"[red]FAIL[/] {r.reason}"
         if r.ran and not (r.shape_ok and r.dtype_ok) and not wide:
