@@ -248,6 +248,21 @@ def test_fine_tuned_srgan_keeps_its_spec_and_exports(cli, photos, tmp_path):
     assert parity.exit_code == 0, parity.output
 
 
+def test_mixed_precision_trains_in_bfloat16_and_saves_float32(cli, photos, tmp_path):
+    import keras
+
+    result = cli(*TRAIN, "--data", photos, "--steps", "1", "--mixed-precision", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert keras.mixed_precision.global_policy().name == "float32"  # the process is left as it was
+    card = json.loads((tmp_path / "srgan.card.json").read_text())
+    assert card["strategy"] == {"name": "one", "replicas": 1, "mixed_precision": True}
+    from genimg_export.zoo.keras_file import load_keras
+
+    model = load_keras(tmp_path / "srgan.keras")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    assert model(np.zeros((1, 8, 8, 3), np.float32)).dtype.name == "float32"
+
+
 def test_help_documents_fine_tuning_defaults(cli):
     result = cli("train", "--help")
     assert result.exit_code == 0

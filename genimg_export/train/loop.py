@@ -106,7 +106,8 @@ def train(
         config = _run_config(spec, seed, trainer, run, data, options)
         state = TrainState(trainer, out / "checkpoints", config)
         card = _loop(spec, trainer, model, state, steps, seed, run, data, val, progress, options)
-        card["strategy"] = {"name": run.strategy, "replicas": strategy.num_replicas_in_sync}
+        replicas = strategy.num_replicas_in_sync
+        card["strategy"] = {"name": run.strategy, "replicas": replicas, "mixed_precision": run.mixed_precision}
         save_model_and_card(_float32(spec, model, run), card, out / f"{spec.name}.keras")
     finally:
         distribute.set_mixed_precision(False)
