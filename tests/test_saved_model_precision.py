@@ -140,6 +140,7 @@ def test_cli_precision_and_xla_write_a_served_bf16_savedmodel(cli, tmp_path):
     served = ROW.served_name("dcgan", bf16)
     assert f"serving/{served}/1" in result.output
     assert (tmp_path / "serving" / served / "1" / "saved_model.pb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "serving"]  # no TFLite/ONNX
     assert not (tmp_path / "serving" / "dcgan").exists()  # fp32 not made unless asked
     assert f'name: "{served}"' in (tmp_path / "serving" / "models.config").read_text()
 
@@ -152,3 +153,13 @@ def test_cli_choices_come_from_the_table_and_bad_names_are_one_line(cli, tmp_pat
     typo = cli("all", "--model", "dcgan", "--out", tmp_path / "b", "--saved-model-variants", f"{ROW.default.name},bf61")
     assert typo.exit_code == 2 and "did you mean 'bf16'" in typo.output and "Traceback" not in typo.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_xla_with_an_input_size_is_one_static_shape(cli, tmp_path):
+    import tensorflow as tf
+
+    result = cli("saved-model", "--model", "srgan", "--out", tmp_path, "--xla", "--input-size", "32x32", "--batch", "4")
+    assert result.exit_code == 0, result.output
+    assert "fixed 32x32" in result.output
+    fn = tf.saved_model.load(str(tmp_path / "serving" / "srgan" / "1")).signatures["serving_default"]
+    assert fn.structured_input_signature[1]["lr"].shape.as_list() == [4, 32, 32, 3]

@@ -93,7 +93,9 @@ def saved_model_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, we
 def _saved_model_pairs(names: str) -> list[tuple[str, str]]:
     """``"fp32,bf16"`` -> the SavedModel (format, variant) pairs, checked against the table."""
     wanted = [n.strip() for n in names.split(",") if n.strip()]
-    return format_variants({_SM.name: wanted}) if wanted else [(_SM.name, _SM.default.name)]
+    if not wanted:
+        return [(_SM.name, _SM.default.name)]
+    return [p for p in format_variants({_SM.name: wanted}) if p[0] == _SM.name]
 
 
 @command("tflite")

@@ -179,6 +179,8 @@ def with_fallback(job: Job, attempt):
     to the fixed size. Returns (its result, the fixed size or None)."""
     memo = job.source.fixed if job.source is not None else {}
     fixed, earlier = job.fixed_size, memo.get(job.row.name)
+    if job.options.get("xla") and job.options.get("input_size"):
+        earlier = "--xla with --input-size: one static shape, compiled once (docs/accelerators.md)"
     if earlier and fixed:
         return _at_fixed(job, attempt, fixed, earlier, None)
     try:
