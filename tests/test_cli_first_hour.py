@@ -363,3 +363,27 @@ def test_rerun_does_not_add_an_identical_savedmodel_version(tmp_path):
     changed.layers[-1].bias.assign(changed.layers[-1].bias + 0.5)
     changed.save(model)
     assert saved_model().startswith("✓") and versions() == [1, 7, 8]
+
+
+def test_parity_of_a_user_model_uses_its_calibration_images(tmp_path):
+    """The parity picture and rows of a user's model exported with --calibration-dir show the
+    user's images, not noise (issue 16 item 8): parity reads the folder the manifest recorded."""
+    import numpy as np
+    from harness.tiny import build
+    from PIL import Image
+
+    from genimg_export.parity.run import _recorded
+    from genimg_export.zoo import user
+
+    model, images, out = tmp_path / "tiny.keras", tmp_path / "images", tmp_path / "out"
+    build().save(model)
+    images.mkdir()
+    for i in range(4):  # flat colours: noise would have spread within each image
+        Image.fromarray(np.full((16, 16, 3), 40 * i + 20, np.uint8)).save(images / f"{i}.png")
+    result = cli("tflite", "--model", model, "--out", out, "--quantize", "int8", "--calibration-dir", images)
+    assert result.exit_code == 0, result.output
+    recorded = _recorded(user.spec_from_path(model), out)
+    assert recorded is not None and len(recorded["x"]) == 4
+    x = recorded["x"]
+    assert np.allclose(x.std(axis=(1, 2, 3)), 0, atol=1e-6)  # each image flat, as drawn
+    assert np.allclose(sorted(x.mean(axis=(1, 2, 3))), [(40 * i + 20) / 127.5 - 1 for i in range(4)], atol=1e-3)

@@ -149,8 +149,8 @@ def _source_notes(spec, keras_model, targets: list[Target]) -> list[str]:
 
 
 def _recorded(spec, artifacts: Path | None) -> dict | None:
-    """The calibration .npz a user model's int8 export recorded (manifest option
-    ``calibration``), if it still exists; else None."""
+    """The calibration data a user model's int8 export recorded (manifest option
+    ``calibration``: an .npz or a folder of images), if it still exists; else None."""
     if spec.source is None or artifacts is None or not (Path(artifacts) / "manifest.json").is_file():
         return None
     from genimg_export.artifacts import manifest
@@ -160,7 +160,20 @@ def _recorded(spec, artifacts: Path | None) -> dict | None:
         recorded = entry.options.get("calibration") if entry.model == spec.name else None
         if recorded and str(recorded).endswith(".npz") and Path(recorded).is_file():
             return load_npz(Path(recorded))
+        if recorded and Path(recorded).is_dir():  # --calibration-dir: the user's images, not noise
+            return _recorded_images(spec, Path(recorded))
     return None
+
+
+def _recorded_images(spec, folder: Path) -> dict | None:
+    """The images of a calibration folder as the export read them (None if they no longer read)."""
+    from genimg_export.errors import GenimgError
+    from genimg_export.zoo.user import with_calibration
+
+    try:
+        return with_calibration(spec, None, folder).calibration_inputs(10**6)
+    except GenimgError:
+        return None
 
 
 def check(spec, keras_model, targets: list[Target], plan: InputPlan, options: dict | None = None,
