@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness.tiny import tiny_spec
+from test_formats import PACKAGE, _variant_literals
 
 from genimg_export.artifacts.formats import FORMATS, format_variants, opt_in_variants
 from genimg_export.errors import ExportError, InvalidInputError
-from harness.tiny import tiny_spec
-from test_formats import PACKAGE, _variant_literals
 
 ROW = FORMATS["saved_model"]
 REDUCED = [v for v in ROW.variants if v.compute_dtype]
@@ -116,9 +116,10 @@ def test_parity_passes_each_floor_and_the_reduced_ones_fail_the_fp32_floor(expor
 
 
 def test_the_local_server_serves_every_variant(exported):
+    from harness.serving import start_server
+
     from genimg_serving.client import Client
     from genimg_serving.configs import read_model_config
-    from harness.serving import start_server
 
     spec, model, out, _ = exported
     x = spec.sample_inputs(2, seed=3)["x"]

@@ -46,6 +46,7 @@ XlaOpt = Annotated[bool, typer.Option(
     "--xla", help="SavedModel: XLA-compiled signatures (jit_compile=True; XLA compiles once per input shape).")]
 _SM = FORMATS["saved_model"]
 SavedModelPrecision = Enum("SavedModelPrecision", [(n, n) for n in _SM.variant_names], type=str)
+SM_DEFAULT = SavedModelPrecision(_SM.default.name)
 PrecisionOpt = Annotated[SavedModelPrecision, typer.Option(
     help=f"SavedModel precision; served as NAME_PRECISION unless {_SM.default.name} (docs/accelerators.md).")]
 SmVariantsOpt = Annotated[str | None, typer.Option(
@@ -81,7 +82,7 @@ def _variants(fmt: str, quantize: Enum) -> list[tuple[str, str]]:
 @command("saved-model")
 def saved_model_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, weights: WeightsOpt = None,
                     allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None,
-                    precision: PrecisionOpt = SavedModelPrecision(_SM.default.name), xla: XlaOpt = False) -> None:
+                    precision: PrecisionOpt = SM_DEFAULT, xla: XlaOpt = False) -> None:
     """SavedModel for TF Serving: OUT/serving/NAME/VERSION/ plus models.config etc.
 
     Example: `genimg-export saved-model --model srgan --out out/ --version 2`
