@@ -75,6 +75,13 @@ def test_user_model_exports_to_every_format_and_variant(user_all):
     assert "7/7 exported" in result.output
 
 
+def test_all_prints_each_artifact_once(user_all):
+    """`all` prints its table, not a line per artifact before it as well (issue 16)."""
+    _, out, result = user_all
+    for entry in manifest.load(out):
+        assert result.stdout.count(entry.path) == 1, (entry.path, result.stdout)
+
+
 def test_a_savedmodel_directory_is_a_user_model_too(user_all, tmp_path):
     from genimg_export.exporters import run_all
 
