@@ -7,7 +7,12 @@
   reader over the spec's ``calibration_inputs`` (not ``quantize_dynamic``,
   whose ConvInteger is slow or missing on CPU). ``reduce_range`` (7-bit
   weights) is chosen on x86 CPUs without VNNI, where u8s8 products can
-  saturate; the choice is recorded in the manifest and the file.
+  saturate; the choice is recorded in the manifest and the file. Before
+  quantizing, ``int8_kernels.prepare`` moves every conv it can onto onnxruntime's
+  fast symmetric int8 kernel (exact channel padding) or keeps it float; the
+  manifest records each (``int8_kernels``).
+- A scalar-alpha PReLU is written as ``LeakyRelu`` (the same function, one op,
+  and a quantized kernel in onnxruntime).
 - The pixel shuffle (tf2onnx's ``DepthToSpace``) is rewritten as NHWC
   transposes (``shuffle_in_nhwc``), which onnxruntime runs faster and, in int8
   files, on 8-bit values (Transpose/Reshape are quantized by default).
@@ -27,7 +32,7 @@ from pathlib import Path
 
 from genimg_export.artifacts.formats import DEFAULT_OPSET
 from genimg_export.errors import ExportError
-from genimg_export.exporters import check
+from genimg_export.exporters import check, int8_kernels
 from genimg_export.exporters.pipeline import Converted, Job
 from genimg_export.exporters.tflite import MIN_CALIBRATION, calibration_data, calibration_options
 from genimg_export.zoo.spec import ModelSpec, Signature
@@ -78,6 +83,7 @@ def convert_signature(spec: ModelSpec, saved_model: Path, sig: Signature, opset:
         raise ExportError(f"tf2onnx could not convert '{sig.name}': {' | '.join(errors[:3])[:600]}")
     _name_dims(model, sig)
     shuffle_in_nhwc(model.graph)
+    int8_kernels.scalar_prelu_as_leaky_relu(model.graph)
     _rename_tensors(model.graph, lambda name, _: _tidy(name))
     for node in model.graph.node:
         node.name = _tidy(node.name)
@@ -244,15 +250,19 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log, batch=No
             self.i += step
             return item
 
+    audited = source.cached(("onnx-audited", sig.name, options["opset"], *(fixed or ()), batch),
+                            lambda p: _prepare_for_int8(fp32, p))
+    records, keep = json.loads(audited.with_suffix(".json").read_text())
+    options["int8_kernels"] = records
     pre = source.cached(("onnx-pre", sig.name, options["opset"], *(fixed or ()), batch),
-                        lambda p: quant_pre_process(str(fp32), str(p), skip_symbolic_shape=True))
+                        lambda p: quant_pre_process(str(audited), str(p), skip_symbolic_shape=True))
     quantized = pre.with_name(pre.name + f".quantized-{os.getpid()}.onnx")
     try:
         with _logged_errors(""):  # ORT's quantizer warns on the root logger
             quantize_static(
                 str(pre), str(quantized), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                 reduce_range=options["reduce_range"], activation_type=getattr(QuantType, options["activation_type"]),
-                weight_type=getattr(QuantType, options["weight_type"]),
+                weight_type=getattr(QuantType, options["weight_type"]), nodes_to_exclude=keep,
             )
         model = _load(quantized)
         # the QDQ graph has ~4 tensors per weight and long names would cost ~10% of
@@ -263,6 +273,15 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log, batch=No
         raise ExportError(f"onnxruntime quantization of '{spec.name}' ({sig.name}): {check.reason(e)}") from e
     finally:
         quantized.unlink(missing_ok=True)
+
+
+def _prepare_for_int8(fp32: Path, output: Path) -> None:
+    """The float graph with every conv it can moved onto onnxruntime's fast int8 kernel
+    (``int8_kernels.prepare``); beside it, ``.json``: [the records, the nodes kept float]."""
+    model = _load(fp32)
+    records, keep = int8_kernels.prepare(model)
+    _save(model, output)
+    output.with_suffix(".json").write_text(json.dumps([records, keep]))
 
 
 def _load(path: Path):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genimg_export.artifacts.formats import FORMATS
+
 
 def check_artifact(spec, artifact, out: Path) -> None:
     path = Path(out) / artifact.path
@@ -85,7 +87,8 @@ def _check_tflite(spec, artifact, path):
                 d = details[t.name]
                 float_dtype = np.int8 if int8_io and t.dtype == "float32" else np.dtype(t.dtype)
                 assert np.dtype(d["dtype"]) == float_dtype, f"{t.name}: {d['dtype']}"
-                want = [-1 if x is None else x for x in [None, *_want_dims(spec, t, artifact, output)]]
+                batch = FORMATS["tflite"].fixed_batch if artifact.fixed_size else None  # retraced with every dim known
+                want = [-1 if x is None else x for x in [batch, *_want_dims(spec, t, artifact, output)]]
                 if not output:  # output shape signatures are not always propagated by LiteRT
                     assert list(d["shape_signature"]) == want, f"{t.name}: {d['shape_signature']} != {want}"
     meta = read_metadata(path)
