@@ -13,8 +13,6 @@ import json
 
 import numpy as np
 
-from genimg_serving.protos import types_pb2
-from genimg_serving.tensors import dtype_name, numpy_dtype
 
 B64 = "b64"
 _KINDS = {"f": "iuf", "c": "iufc", "i": "iu", "u": "iu", "b": "b"}  # target kind -> JSON kinds accepted
@@ -40,6 +38,9 @@ def to_array(value, data_type: int) -> np.ndarray:
     type", not wrapped), int64 only those that fit an int64, float only values
     a float holds without loss; half and complex are not converted at all.
     """
+    from genimg_serving.protos import types_pb2  # the server's side: TF protos ([server] extra)
+    from genimg_serving.tensors import dtype_name, numpy_dtype
+
     if data_type == types_pb2.DT_STRING:
         return _string_array(value)
     dtype = numpy_dtype(data_type)
@@ -93,6 +94,8 @@ def dtype_name_np(dtype: np.dtype) -> str:
 
 
 def _type_error(bad, data_type: int) -> JsonTensorError:
+    from genimg_serving.tensors import dtype_name
+
     return JsonTensorError(
         f"JSON Value: {json.dumps(bad)} Type: {json_type(bad)} is not of expected"
         f" type: {dtype_name(data_type)}")

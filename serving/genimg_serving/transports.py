@@ -27,17 +27,21 @@ from genimg_serving.errors import (
     code_for_http,
     error_for,
 )
-from genimg_serving.protos import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
-from genimg_serving.tensors import to_ndarray, to_tensor_proto
-
-_STATE = get_model_status_pb2.ModelVersionStatus.State
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
+
+
+def tf_serving_protos():
+    """TF Serving's protos (``tensorflow-serving-api``), needed for its gRPC API only.
+
+    The base install of genimg-serving (REST and v2) has no TensorFlow; this says
+    which extra brings them.
+    """
+    try:
+        from genimg_serving import protos
+    except ImportError as e:
+        raise ImportError(
+            f"TF Serving's gRPC API needs its protos: pip install 'genimg-serving[grpc]' ({e})") from e
+    return protos
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,9 @@ class GrpcTransport:
             self.channel = grpc.secure_channel(target, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(target, options=options)
-        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+        pb = self._pb = tf_serving_protos()
+        self._predict = pb.prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self._models = pb.model_service_pb2_grpc.ModelServiceStub(self.channel)
         self._auth = (("authorization", f"Bearer {auth_token}"),) if auth_token else None
 
     def _rpc(self, method, request, timeout):
@@ -78,7 +83,9 @@ class GrpcTransport:
             raise error_for(e.code(), e.details() or "") from None
 
     def predict(self, model, inputs, *, version, label, signature, output_filter, timeout):
-        request = predict_pb2.PredictRequest(output_filter=output_filter or [])
+        from genimg_serving.tensors import to_ndarray, to_tensor_proto
+
+        request = self._pb.predict_pb2.PredictRequest(output_filter=output_filter or [])
         _fill_spec(request.model_spec, model, version, label, signature)
         for alias, array in inputs.items():
             to_tensor_proto(array, out=request.inputs[alias])
@@ -88,16 +95,17 @@ class GrpcTransport:
         return outputs, answered
 
     def metadata(self, model, *, version, label, timeout):
-        request = get_model_metadata_pb2.GetModelMetadataRequest(
+        request = self._pb.get_model_metadata_pb2.GetModelMetadataRequest(
             metadata_field=[signatures.SIGNATURE_DEF])
         _fill_spec(request.model_spec, model, version, label)
         return signatures.from_response(self._rpc(self._predict.GetModelMetadata, request, timeout))
 
     def status(self, model, *, version, label, timeout):
-        request = get_model_status_pb2.GetModelStatusRequest()
+        status_pb2 = self._pb.get_model_status_pb2
+        request = status_pb2.GetModelStatusRequest()
         _fill_spec(request.model_spec, model, version, label)
         response = self._rpc(self._models.GetModelStatus, request, timeout)
-        return [VersionStatus(s.version, _STATE.Name(s.state),
+        return [VersionStatus(s.version, status_pb2.ModelVersionStatus.State.Name(s.state),
                               _CODE_NAMES.get(s.status.error_code, str(s.status.error_code)),
                               s.status.error_message)
                 for s in response.model_version_status]

@@ -121,3 +121,32 @@ def test_requests_the_protocol_cannot_carry_are_refused_before_sending():
 def test_type_tables_are_inverse():
     assert all(V2_TYPES[NUMPY_TO_V2[name]] == name for name in NUMPY_TO_V2)
     assert NUMPY_TO_V2["float32"] == "FP32" and NUMPY_TO_V2["string"] == "BYTES"
+
+
+def test_rest_metadata_parses_without_tf_protos_as_the_proto_parser_does():
+    """signatures.from_json reads the JSON itself (the base install has no TF protos):
+    the same TensorInfos as parsing the SignatureDefMap proto, for every dtype and shape form."""
+    from google.protobuf import json_format
+
+    from genimg_serving import signatures
+    from genimg_serving.protos import get_model_metadata_pb2, types_pb2
+
+    sig_map = get_model_metadata_pb2.SignatureDefMap()
+    sig = sig_map.signature_def["serving_default"]
+    sig.method_name = "tensorflow/serving/predict"
+    for i, (name, number) in enumerate(types_pb2.DataType.items()):
+        if name == "DT_INVALID" or name.endswith("_REF") or number > 23:
+            continue
+        info = sig.inputs[f"in_{name.lower()}"]
+        info.name, info.dtype = f"{name}:0", number
+        if i % 3 == 0:
+            info.tensor_shape.unknown_rank = True
+        else:
+            info.tensor_shape.dim.add(size=-1)
+            info.tensor_shape.dim.add(size=i)
+    sig.outputs["y"].dtype = types_pb2.DT_FLOAT
+    doc = {"model_spec": {"name": "m", "version": "7"},
+           "metadata": {"signature_def": json_format.MessageToDict(sig_map, preserving_proto_field_name=True)}}
+    parsed = signatures.from_json(doc)
+    assert parsed.version == 7
+    assert parsed.signatures == signatures.signature_infos(sig_map)
