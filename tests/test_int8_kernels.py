@@ -40,6 +40,7 @@ def exported(tmp_path_factory):
                        calibration_samples=16)
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     entries = json.loads((root / "out" / "manifest.json").read_text())["artifacts"]
+    assert [e.get("fixed_size") for e in entries] == [None, None]  # the rewrites keep dynamic H x W working
     return root / "out", {e["variant"]: e for e in entries}
 
 
@@ -109,3 +110,15 @@ def test_a_scalar_prelu_is_leaky_relu_and_a_per_channel_one_stays(exported):
     assert len(leaky) == 1 and helper.get_attribute_value(leaky[0].attribute[0]) == pytest.approx(0.2)
     ops = [n.op_type for n in graph.node]
     assert ops.count("Neg") == 1 and "PRelu" not in ops  # the per-channel one: tf2onnx's Relu(x) + Relu(-x) * -alpha
+
+
+def test_by_node_names_each_layer_with_its_float_and_int8_op(exported):
+    from genimg_export.bench.by_node import QDQ, compare
+
+    out, entries = exported
+    feeds = {"image": np.random.default_rng(2).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)}
+    rows = {r.node: r for r in compare(out / entries["fp32"]["path"], out / entries["int8"]["path"], feeds, 1, 3)}
+    rgb = next(r for name, r in rows.items() if name.startswith("rgb") and not name.endswith("/slice"))
+    assert (rgb.fp32_op, rgb.int8_op) == ("Conv", "QLinearConv") and rgb.fp32_ms > 0 and rgb.int8_ms > 0
+    assert rows[QDQ].fp32_ms == 0 and rows[QDQ].slower_in_int8  # only the int8 graph has them
+    assert any(r.int8_op == "Conv" for r in rows.values())  # the 16->1 conv kept float

@@ -41,6 +41,9 @@ def bench(
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,
+    by_node: Annotated[bool, typer.Option(
+        "--by-node", help="Instead: per-node times of the ONNX int8 file against its fp32 one (onnxruntime's"
+                          " profiler, each node's fastest of --runs), the nodes slower in int8 first.")] = False,
 ) -> None:
     """Time every backend on the same seeded batch: latency, images/s, memory, FLOPs and
     the fraction of this machine's measured GEMM peak, with the parity PSNR next to it.
@@ -59,6 +62,9 @@ def bench(
     if grpc_target is not None and concurrency is None:
         raise InvalidInputError("--grpc-target is for the serving mode: add --concurrency C (e.g. --concurrency 8)")
     check_output_file(json_out, "--json")
+    if by_node:
+        _by_node(model, out, parse_size(size), threads, runs, allow_unsafe, json_out)
+        return
     with spinner(f"bench {model}") as progress:
         result = run_bench(
             model, out, _split(backends), size=parse_size(size), batch=batch, threads=threads, runs=runs,
@@ -68,6 +74,20 @@ def bench(
     _print(result, wide)
     if json_out is not None:
         _write_json(json_out, result.to_json())
+
+
+def _by_node(model, out, size, threads, runs, allow_unsafe, json_out) -> None:
+    from genimg_export.bench.by_node import for_export
+    from genimg_export.cli.zoo_commands import _write_json
+
+    rows = for_export(model, out or Path("out"), size, threads, runs, allow_unsafe)
+    typer.echo(f"{'node':<44}{'fp32 op':<12}{'int8 op':<14}{'fp32 ms':>9}{'int8 ms':>9}")
+    for r in rows:
+        mark = "  slower in int8" if r.slower_in_int8 else ""
+        typer.echo(f"{r.node[:43]:<44}{r.fp32_op:<12}{r.int8_op:<14}{r.fp32_ms:>9.3f}{r.int8_ms:>9.3f}{mark}")
+    typer.echo(f"{'total':<70}{sum(r.fp32_ms for r in rows):>9.3f}{sum(r.int8_ms for r in rows):>9.3f}")
+    if json_out is not None:
+        _write_json(json_out, {"by_node": [r.to_json() for r in rows]})
 
 
 NARROW = ("backend", "variant", "p50 ms", "img/s", "size", "RSS MiB", "PSNR dB", "note")  # without --wide

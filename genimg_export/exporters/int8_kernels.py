@@ -182,14 +182,14 @@ def scalar_prelu_as_leaky_relu(graph) -> int:
     for n in graph.node:
         for name in n.input:
             uses[name] = uses.get(name, 0) + 1
-    replaced, drop = {}, set()
+    replaced, drop = {}, set()  # keyed by first output: protobuf hands out new wrappers, so id() is no key
     for node in graph.node:
         found = _prelu(node, inits, producers, uses)
         if found:
             x, alpha, parts = found
-            replaced[id(node)] = helper.make_node("LeakyRelu", [x], list(node.output), node.name, alpha=alpha)
-            drop.update(id(p) for p in parts)
-    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in drop]
+            replaced[node.output[0]] = helper.make_node("LeakyRelu", [x], list(node.output), node.name, alpha=alpha)
+            drop.update(p.output[0] for p in parts)
+    nodes = [replaced.get(n.output[0], n) for n in graph.node if n.output[0] not in drop]
     del graph.node[:]
     graph.node.extend(nodes)
     return len(replaced)
