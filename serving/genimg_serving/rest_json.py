@@ -13,7 +13,6 @@ import json
 
 import numpy as np
 
-
 B64 = "b64"
 _KINDS = {"f": "iuf", "c": "iufc", "i": "iu", "u": "iu", "b": "b"}  # target kind -> JSON kinds accepted
 

@@ -27,6 +27,7 @@ from genimg_serving.errors import (
     code_for_http,
     error_for,
 )
+
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
 
