@@ -125,3 +125,24 @@ def test_cli_without_onnx_files_says_what_to_run(tmp_path):
     assert result.exit_code != 0
     assert "no ONNX file of dcgan" in result.output and "genimg-export onnx --model dcgan" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "triton").exists()
+
+
+def test_cli_writes_the_repository_and_a_rerun_replaces_it(tmp_path):
+    from harness.tiny import build
+
+    from genimg_export.cli import app
+
+    path = tmp_path / "tinyuser.keras"
+    build().save(path)
+    out = tmp_path / "out"
+    exported = CliRunner().invoke(app, ["onnx", "--model", str(path), "--out", str(out), "--quantize", "fp32"])
+    assert exported.exit_code == 0, exported.output
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["triton", "--model", str(path), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "✓ triton  tinyuser" in result.output
+        folder = out / "triton" / "tinyuser"
+        assert sorted(p.name for p in folder.iterdir()) == ["1", "config.pbtxt"]
+        config = parse((folder / "config.pbtxt").read_text())
+        assert [i.name for i in config.input] == ["x"] and list(config.input[0].dims) == [-1, -1, 3]
+        assert (folder / "1/model.onnx").read_bytes() == (out / "onnx/tinyuser.onnx").read_bytes()
