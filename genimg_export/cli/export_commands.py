@@ -148,6 +148,9 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
             calibration=(calibration_npz, calibration_dir), table=True, version=version, opset=opset,
             int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch,
             xla=xla or None)
+    from genimg_export.cli.triton_commands import after_all
+
+    after_all(model, out, allow_unsafe)  # the Triton repository over the ONNX files just written
 
 
 def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None),
