@@ -80,14 +80,17 @@ def for_export(model: str, out: Path, size=None, threads: int | None = None, run
     """``compare`` on the default signature's ONNX fp32 and int8 files of ``model`` under ``out``,
     on one seeded sample at ``size`` (default: the spec's canonical size, else 64x64)."""
     from genimg_export.artifacts import layout
+    from genimg_export.artifacts.formats import FORMATS
     from genimg_export.errors import NotFoundError
     from genimg_export.exporters import check
     from genimg_export.zoo import loading
 
     spec = loading.get_spec(model, allow_unsafe)
     sig = spec.default_signature
-    paths = [Path(out) / layout.relative_path(layout.Place("onnx", v, spec.name, sig.name, None), sig.name)
-             for v in ("fp32", "int8")]
+    row = FORMATS["onnx"]  # its float variant and the one integer kernels run
+    variants = (row.default.name, next(v.name for v in row.variants if v.integer_kernels))
+    paths = [Path(out) / layout.relative_path(layout.Place(row.name, v, spec.name, sig.name, None), sig.name)
+             for v in variants]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise NotFoundError(f"--by-node compares the ONNX fp32 and int8 files; missing {', '.join(missing)}"
