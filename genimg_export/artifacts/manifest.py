@@ -135,8 +135,14 @@ def make_artifact(spec: ModelSpec, out: Path, path: Path, fmt: str, variant: str
         tool_versions=versions,
         seconds=round(seconds, 2),
         fixed_size=list(fixed_size) if fixed_size else None,
-        options=options or {},
+        options={**(options or {}), **_custom_objects(spec)},
     )
+
+
+def _custom_objects(spec) -> dict:
+    """The --custom-objects files or modules a user model needed, so the manifest says how to load it."""
+    refs = spec.extra.get("custom_objects")
+    return {"custom_objects": list(refs)} if refs else {}
 
 
 def embedded_metadata(spec: ModelSpec, fmt: str, variant: str, signatures, source: str,

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from genimg_export.artifacts.formats import DEFAULT_OPSET, FORMATS, OPSETS, format_variants, opt_in_variants
-from genimg_export.cli.app import ModelOpt, UnsafeOpt, WeightsOpt, app, command  # noqa: F401
+from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, app, command  # noqa: F401
 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Export directory (created if missing).")]
 VersionOpt = Annotated[
@@ -82,12 +82,14 @@ def _variants(fmt: str, quantize: Enum) -> list[tuple[str, str]]:
 @command("saved-model")
 def saved_model_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, weights: WeightsOpt = None,
                     allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None,
-                    precision: PrecisionOpt = SM_DEFAULT, xla: XlaOpt = False) -> None:
+                    precision: PrecisionOpt = SM_DEFAULT, xla: XlaOpt = False,
+                    custom_objects: CustomObjectsOpt = None) -> None:
     """SavedModel for TF Serving: OUT/serving/NAME/VERSION/ plus models.config etc.
 
     Example: `genimg-export saved-model --model srgan --out out/ --version 2`
     """
-    _export(model, out, _saved_model_pairs(precision.value), weights, allow_unsafe, version=version,
+    _export(model, out, _saved_model_pairs(precision.value), weights, allow_unsafe, custom_objects=custom_objects,
+            version=version,
             input_size=input_size, batch=batch, xla=xla or None)
 
 
@@ -104,12 +106,13 @@ def tflite_cmd(model: ModelOpt, out: OutOpt,
                quantize: Annotated[TFLiteQuant, typer.Option(help=QuantHelp)] = TFLITE_ALL,
                int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None,
                calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None, weights: WeightsOpt = None,
-               allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None) -> None:
+               allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None,
+               custom_objects: CustomObjectsOpt = None) -> None:
     """TFLite (LiteRT) files: OUT/tflite/NAME.VARIANT.tflite, one per variant.
 
     Example: `genimg-export tflite --model srgan --out out/ --quantize int8 --int8-io`
     """
-    _export(model, out, _variants("tflite", quantize), weights, allow_unsafe,
+    _export(model, out, _variants("tflite", quantize), weights, allow_unsafe, custom_objects=custom_objects,
             calibration=(calibration_npz, calibration_dir), strict=quantize.value != ALL,
             int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
@@ -119,12 +122,12 @@ def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = None,
              quantize: Annotated[OnnxQuant, typer.Option(help=QuantHelp + " (none: old name of fp32)")] = ONNX_ALL,
              calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None,
              weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None,
-             batch: BatchOpt = None) -> None:
+             batch: BatchOpt = None, custom_objects: CustomObjectsOpt = None) -> None:
     """ONNX files for onnxruntime: OUT/onnx/NAME.onnx and NAME.int8.onnx (one per signature).
 
     Example: `genimg-export onnx --model srgan --out out/ --opset 17`
     """
-    _export(model, out, _variants("onnx", quantize), weights, allow_unsafe,
+    _export(model, out, _variants("onnx", quantize), weights, allow_unsafe, custom_objects=custom_objects,
             calibration=(calibration_npz, calibration_dir), strict=quantize.value != ALL,
             opset=opset, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
@@ -134,7 +137,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
             int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None,
             calibration_dir: CalDirOpt = None, weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False,
             input_size: InputSizeOpt = None, batch: BatchOpt = None, saved_model_variants: SmVariantsOpt = None,
-            xla: XlaOpt = False) -> None:
+            xla: XlaOpt = False, custom_objects: CustomObjectsOpt = None) -> None:
     """Every format and variant, then a ✓/✗ table; exits 3 if any artifact failed.
 
     Example: `genimg-export all --model srgan --out out/ --saved-model-variants fp32,bf16`
@@ -144,7 +147,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
         chosen = _saved_model_pairs(saved_model_variants)
         pairs = [p for p in pairs if p[0] != _SM.name]
         pairs[0:0] = chosen  # SavedModels first: TFLite and ONNX convert from the float32 one
-    _export(model, out, pairs, weights, allow_unsafe,
+    _export(model, out, pairs, weights, allow_unsafe, custom_objects=custom_objects,
             calibration=(calibration_npz, calibration_dir), table=True, version=version, opset=opset,
             int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch,
             xla=xla or None)
@@ -154,7 +157,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
 
 
 def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None),
-            strict: bool = False, table: bool = False, **options) -> None:
+            strict: bool = False, table: bool = False, custom_objects=None, **options) -> None:
     """Load the model, export ``pairs`` with a progress line, print results, fail if any failed.
 
     ``options`` are those the user set (None: not set); each row gets the ones it takes.
@@ -175,7 +178,7 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
     options = {k: v for k, v in options.items() if v is not None}
     if "input_size" in options:
         options["input_size"] = _parse_size(options["input_size"])
-    spec = user.with_calibration(loading.get_spec(model, allow_unsafe), *calibration)
+    spec = user.with_calibration(loading.get_spec(model, allow_unsafe, custom_objects), *calibration)
     check_out_dir(out)  # after the name is known good: an unknown model creates no folder
     pipeline.check_request(spec, pairs, options, strict)
     if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before the slow model load

@@ -97,3 +97,12 @@ def test_a_file_that_fails_to_import_says_so(padded, cli, tmp_path):
     broken.write_text("raise RuntimeError('boom')\n")
     result = cli("parity", "--model", model, "--backends", "keras", "--custom-objects", broken)
     assert result.exit_code == 2 and "running it failed (RuntimeError: boom)" in result.output
+
+
+def test_export_commands_take_custom_objects_and_the_manifest_records_them(padded, cli, tmp_path):
+    model, layers_file, _, _ = padded
+    out = tmp_path / "out"
+    result = cli("onnx", "--model", model, "--out", out, "--quantize", "fp32", "--custom-objects", layers_file)
+    assert result.exit_code == 0, result.output
+    entries = json.loads((out / "manifest.json").read_text())["artifacts"]
+    assert len(entries) == 1 and str(layers_file.resolve()) in entries[0]["options"]["custom_objects"]
