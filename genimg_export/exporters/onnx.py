@@ -188,18 +188,23 @@ def _tidy(name: str) -> str:
 def _rename_tensors(graph, new_name) -> None:
     """Rename every tensor except the graph's inputs and outputs (whose names are the API).
 
-    ``new_name(old, index)`` gives the new name of the index-th distinct tensor.
+    ``new_name(old, index)`` gives the new name of the index-th distinct tensor. A new name
+    already taken (by an input or output, or by another renamed tensor) gets a ``_N`` suffix:
+    shortened names collide (``StatefulPartitionedCall/mul_1/y:0`` and ``.../add/y:0`` both
+    tidy to ``y``), and an initializer named like a graph input is that input's default
+    value to onnxruntime, which then refuses the file (a SavedModel whose input is ``y``).
     """
     if any(a.type == a.GRAPH or a.type == a.GRAPHS for n in graph.node for a in n.attribute):
         return  # control-flow subgraphs refer to outer names; leave them as converted
     keep = {v.name for v in [*graph.input, *graph.output]}
     mapping: dict[str, str] = {}
+    taken = set(keep)
 
     def rename(name: str) -> str:
         if not name or name in keep:
             return name
         if name not in mapping:
-            mapping[name] = new_name(name, len(mapping))
+            mapping[name] = _unique(new_name(name, len(mapping)), taken)
         return mapping[name]
 
     for node in graph.node:
@@ -209,6 +214,16 @@ def _rename_tensors(graph, new_name) -> None:
         tensor.name = rename(tensor.name)
     for value in graph.value_info:
         value.name = rename(value.name)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_1``, ``name_2``... whichever is not in ``taken`` (which it joins)."""
+    found, n = name, 0
+    while found in taken:
+        n += 1
+        found = f"{name}_{n}"
+    taken.add(found)
+    return found
 
 
 def int8_choice() -> dict:

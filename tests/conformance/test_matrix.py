@@ -16,8 +16,6 @@ CELLS = [f"{f}/{v}" for f, v in format_variants()]
 
 # (architecture, saved as) -> {cell: why it fails today}; every other cell must be "ok".
 # Measured on the small sizes; see benchmarks/user_models.md.
-ONNX_Y = ("onnxruntime cannot load the ONNX file of a SavedModel whose input is named 'y': 'Shape of initializer y"
-          " does not match' (ONNX exporter: issue 12 item 1)")
 SPREAD = ("no declared output range in a SavedModel: PSNR is taken over the reference's own spread (a few of 0..255"
           " for a random-init decoder), so int8 fails a floor it meets over 0..255; parity --output-range image=0,255"
           " declares it (test_parity_verdicts); the manifest could carry it (issue 12 item 3)")
@@ -25,8 +23,6 @@ INSTANCE_NORM = "instance norm in full-integer TFLite: PSNR ~21-23 dB < 30 dB (D
 QLINEAR = ("onnxruntime QLinearConv ComputeOutputScale fails on the int8 graph of the instance-norm network"
            " (ONNX int8 exporter: issue 12 item 1)")
 KNOWN = {
-    ("fsrcnn", "hub"): {"onnx/fp32": ONNX_Y, "onnx/int8": ONNX_Y},
-    ("espcn", "hub"): {"onnx/fp32": ONNX_Y, "onnx/int8": ONNX_Y},
     ("pix2pix_unet", "hub"): {"tflite/int8": SPREAD},
     ("vae_decoder", "hub"): {"tflite/int8": SPREAD, "onnx/int8": SPREAD},
     ("cyclegan_resnet", "keras"): {"tflite/int8": INSTANCE_NORM, "onnx/int8": QLINEAR},
