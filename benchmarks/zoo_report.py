@@ -87,9 +87,7 @@ def zoo_sheet(path: Path) -> None:
     """One row per model, 128 px tall: generator grids, and input -> output for
     the image models (held-out astronaut; srgan from a x4-downscaled crop)."""
     from genimg_edge.images import grid
-
-    from genimg_export.zoo import data
-    from genimg_export.zoo import loading, registry
+    from genimg_export.zoo import data, loading, registry
 
     face = data.photos("held_out")[0][24:280, 120:376]  # 256x256 around the astronaut's face
     small = data.resize(face[None], 128, 128)

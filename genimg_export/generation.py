@@ -85,7 +85,6 @@ def _save(path: Path, image: np.ndarray) -> Path:
 
 def _write_samples(images: np.ndarray, labels, output: Path, out_dir: Path | None) -> list[Path]:
     from genimg_edge.images import grid
-
     from genimg_export.fs import check_out_dir
 
     written = [_save(output, grid(images))]

@@ -81,7 +81,9 @@ def test_serving_mode_measures_the_local_server(user_export, cli, tmp_path):
     for level in serving["levels"]:
         assert 0 < level["p50_ms"] <= level["p99_ms"] and level["requests_per_s"] > 0
     assert doc["rows"][0]["backend"] == "saved_model" and serving["in_process_p50_ms"] > 0
-    assert serving["overhead_p50"] == pytest.approx(serving["levels"][0]["p50_ms"] / serving["in_process_p50_ms"] - 1, abs=1e-3)
+    assert serving["overhead_p50"] == pytest.approx(
+        serving["levels"][0]["p50_ms"] / serving["in_process_p50_ms"] - 1, abs=1e-3
+    )
     grpc = doc["rows"][-1]
     assert grpc["backend"] == "grpc" and grpc["p50_ms"] == serving["levels"][-1]["p50_ms"]
     assert grpc["psnr_db"] is None or grpc["psnr_db"] > 80  # the served SavedModel computes the same image

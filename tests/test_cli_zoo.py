@@ -28,7 +28,8 @@ def untrained(tmp_path_factory):
 
 
 def test_help_is_instant_and_imports_no_tensorflow():
-    code = "import sys, time; t=time.perf_counter(); from genimg_export.cli import app; print('tensorflow' in sys.modules)"
+    code = ("import sys, time; t=time.perf_counter(); from genimg_export.cli import app;"
+            " print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     start = time.perf_counter()
@@ -80,7 +81,8 @@ def test_train_writes_model_and_card_deterministically(cli, tmp_path):
     a, b = (load_keras(tmp_path / r / "vae.keras") for r in "ab")
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-    assert sorted(os.listdir(tmp_path / "a")) == ["checkpoints", "logs", "vae.card.json", "vae.keras"]  # + resume, TensorBoard
+    # + resume, TensorBoard
+    assert sorted(os.listdir(tmp_path / "a")) == ["checkpoints", "logs", "vae.card.json", "vae.keras"]
 
 
 def test_generate_grid_and_folder_with_labels(cli, untrained, tmp_path):
@@ -94,7 +96,8 @@ def test_generate_grid_and_folder_with_labels(cli, untrained, tmp_path):
 
 
 def test_generate_rejects_a_bad_label(cli, untrained, tmp_path):
-    result = cli("generate", "--model", "cgan", "--weights", untrained["cgan"], "--class-id", "12", "--output", tmp_path / "g.png")
+    result = cli("generate", "--model", "cgan", "--weights", untrained["cgan"], "--class-id", "12",
+                 "--output", tmp_path / "g.png")
     assert result.exit_code == 2 and "--class-id must be a digit class 0-9" in result.output
     assert not (tmp_path / "g.png").exists()
 
@@ -112,7 +115,8 @@ def test_generate_upscales_gray_rgba_and_rgb_images(cli, untrained, tmp_path, mo
 def test_generate_rejects_a_file_that_is_not_an_image(cli, untrained, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("hello")
-    result = cli("generate", "--model", "srgan", "--weights", untrained["srgan"], "--input", bad, "--output", tmp_path / "o.png")
+    result = cli("generate", "--model", "srgan", "--weights", untrained["srgan"], "--input", bad,
+                 "--output", tmp_path / "o.png")
     assert result.exit_code == 2 and "is not a readable image" in result.output
     assert not (tmp_path / "o.png").exists()
 

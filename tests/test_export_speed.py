@@ -71,8 +71,8 @@ def _prelu_input_types(path) -> list[str]:
 
 
 def _psnr_vs_keras(model, backend, path) -> float:
-    from genimg_export.zoo import data
     from genimg_export.runners import open_runner
+    from genimg_export.zoo import data
 
     x = _samples(4, seed=7, size=(16, 24))
     with open_runner(backend, path, SPEC, num_threads=1) as runner:

@@ -103,7 +103,9 @@ def test_pix2pix_brings_its_restoration_metric(tmp_path):
     result = CliRunner().invoke(app, ["parity", "--model", "pix2pix", "--out", str(tmp_path), "--backends", "tflite"])
     assert result.exit_code == 0, result.output
     assert "task metric: PSNR (dB) vs clean: held-out astronaut + coffee, 64x64" in result.output
-    keras, fp16 = (line.split() for line in result.output.splitlines() if line.lstrip().startswith(("keras ", "tflite/fp16")))
+    keras, fp16 = (
+        line.split() for line in result.output.splitlines() if line.lstrip().startswith(("keras ", "tflite/fp16"))
+    )
     assert float(keras[1]) > 20 and abs(float(fp16[1]) - float(keras[1])) < 0.5, result.output
 
 

@@ -96,7 +96,8 @@ def test_predict_generator_draws_latents_from_the_seed(cli, server, tmp_path):
 
 def test_predict_npz_keeps_every_output(cli, server, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 3), np.float32))
-    ok(cli("predict", "-t", server.target, "-m", "tiny", "-i", f"x={tmp_path / 'x.npy'}", "--output", tmp_path / "y.npz"))
+    ok(cli("predict", "-t", server.target, "-m", "tiny", "-i", f"x={tmp_path / 'x.npy'}",
+           "--output", tmp_path / "y.npz"))
     assert np.load(tmp_path / "y.npz")["y"].shape == (2, 8, 8, 3)
 
 
@@ -110,13 +111,15 @@ def test_predict_errors_are_one_line(cli, server, tmp_path):
                    "Servable not found for request: Latest(nope)")
     one_line_error(cli("predict", "-t", t, "-m", "tiny", "--output", tmp_path / "o.png"), 2,
                    "takes an image (x): pass --input IMAGE")
-    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", tmp_path / "missing.png", "--output", tmp_path / "o.png"),
+    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", tmp_path / "missing.png",
+                       "--output", tmp_path / "o.png"),
                    2, "no such input file")
     one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", png, "--output", tmp_path / "o.gif"), 2,
                    "use an image name (.png, .jpg) or an array name")
     one_line_error(cli("predict", "-t", t, "-m", "dcgan", "-i", png, "--output", tmp_path / "o.png"), 2,
                    "not an image: pass a .npy file")
-    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", png, "--output", tmp_path / "o.png", "--version", "9"), 2,
+    one_line_error(cli("predict", "-t", t, "-m", "tiny", "-i", png, "--output", tmp_path / "o.png",
+                       "--version", "9"), 2,
                    "Specific(tiny, 9)")
     one_line_error(cli("status", "-t", "127.0.0.1:1", "-m", "tiny", "--timeout", "2"), 2, "no answer from 127.0.0.1:1")
 

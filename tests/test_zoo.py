@@ -10,8 +10,8 @@ import pytest
 
 from genimg_export.zoo import registry
 
-NOT_MODELS = {"__init__", "spec", "registry", "loading", "layers", "user", "gan", "data", "digit_classifier", "keras_file",
-              "user_data", "data_stream", "distribute"}
+NOT_MODELS = {"__init__", "spec", "registry", "loading", "layers", "user", "gan", "data", "digit_classifier",
+              "keras_file", "user_data", "data_stream", "distribute"}
 ZOO_DIR = Path(registry.__file__).parent
 
 
@@ -45,7 +45,8 @@ def _size(spec):
 def test_outputs_have_declared_names_shapes_and_range(built):
     spec, model = built
     for sig in spec.signatures:
-        inputs = spec.sample_inputs(3, 0, sig.name, _size(spec)) if spec.dynamic_spatial else spec.sample_inputs(3, 0, sig.name)
+        inputs = (spec.sample_inputs(3, 0, sig.name, _size(spec)) if spec.dynamic_spatial
+                  else spec.sample_inputs(3, 0, sig.name))
         assert set(inputs) == {t.name for t in sig.inputs}
         outputs = sig.call(model, inputs)
         assert list(outputs) == [t.name for t in sig.outputs]

@@ -37,22 +37,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", type=Path, help="a .tflite file, e.g. out/tflite/srgan.fp32.tflite")
-    p.add_argument("--signature", default=DEFAULT_SIGNATURE, help="signature to run (vae: serving_default=decode, encode)")
+    p.add_argument("--signature", default=DEFAULT_SIGNATURE,
+                   help="signature to run (vae: serving_default=decode, encode)")
     p.add_argument("--input", action="append", help="input image of an image-to-image model, or NAME=FILE for"
                    " each input of any model (FILE: an image or a .npy array); repeatable")
     p.add_argument("--output", type=Path, help="output image (.png/.jpg; a grid for generators), a folder, or .npz")
     p.add_argument("--tile", type=int, help="tiled inference with TILE x TILE input tiles (bounded memory)")
-    p.add_argument("--overlap", type=int, default=24, help="context pixels around each tile (default 24: srgan tiles are then exact)")
+    p.add_argument("--overlap", type=int, default=24,
+                   help="context pixels around each tile (default 24: srgan tiles are then exact)")
     p.add_argument("--seed", type=int, default=0, help="generators: random seed for the latents")
     p.add_argument("--count", type=int, default=1, help="generators: number of images (also the bench batch)")
     p.add_argument("--label", type=int, help="conditional generators: class label (default: cycle through them)")
     p.add_argument("--threads", type=int, default=2, help="XNNPACK CPU threads (default 2)")
     p.add_argument("--bench", action="store_true", help="time the model instead of writing outputs")
     p.add_argument("--runs", type=int, default=20, help="timed runs for --bench (after 3 warm-up runs)")
-    p.add_argument("--size", default=None, help="--bench input size HxW for image models (default: --input, else 64x64)")
-    p.add_argument("--input-range", type=_range, help="LO,HI of the model's image values, for files without our metadata (write --input-range=-1,1 for a negative LO)")
+    p.add_argument("--size", default=None,
+                   help="--bench input size HxW for image models (default: --input, else 64x64)")
+    p.add_argument("--input-range", type=_range, help="LO,HI of the model's image values, for files without our"
+                   " metadata (write --input-range=-1,1 for a negative LO)")
     p.add_argument("--output-range", type=_range, help="LO,HI of the output images (default: the input range)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=f"largest untiled input image (default {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"largest untiled input image (default {DEFAULT_MAX_PIXELS:,})")
     p.add_argument("--info", action="store_true", help="print signatures, tensors and metadata, then exit")
     return p.parse_args(argv)
 

@@ -88,7 +88,9 @@ def read_model_file(path: str | Path) -> bytes:
     """Read a .tflite file, with a clear error for a missing or empty one."""
     path = Path(path)
     if path.is_dir():
-        raise ModelFileError(f"{path} is a directory (a SavedModel?); expected a .tflite file, e.g. out/tflite/srgan.fp32.tflite")
+        raise ModelFileError(
+            f"{path} is a directory (a SavedModel?); expected a .tflite file, e.g. out/tflite/srgan.fp32.tflite"
+        )
     if not path.is_file():
         raise ModelFileError(f"no such model file: {path} (expected a .tflite file, e.g. out/tflite/srgan.fp32.tflite)")
     data = path.read_bytes()

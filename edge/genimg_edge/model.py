@@ -53,7 +53,9 @@ class Port:
 
     def describe(self) -> str:
         dims = "x".join("?" if d is None else str(d) for d in self.shape)
-        quant = f" quantized(scale={self.quantization[0]:.3g}, zero={self.quantization[1]})" if self.quantization else ""
+        quant = (
+            f" quantized(scale={self.quantization[0]:.3g}, zero={self.quantization[1]})" if self.quantization else ""
+        )
         rng = f" range {list(self.value_range)}" if self.value_range else ""
         return f"{self.name}: {np.dtype(self.dtype).name}[{dims}]{rng}{quant}"
 
@@ -294,7 +296,10 @@ def _checked(port: Port, value: np.ndarray) -> np.ndarray:
     want = "x".join("N" if i == 0 else "?" if d is None else str(d) for i, d in enumerate(port.shape))
     bad_rank = value.ndim != len(port.shape)
     if bad_rank or any(w is not None and w != g for w, g in zip(port.shape[1:], value.shape[1:])):
-        raise EdgeError(f"input '{port.name}' must have shape {want} (N = batch, ? = any size), got {'x'.join(map(str, value.shape))}")
+        raise EdgeError(
+            f"input '{port.name}' must have shape {want} (N = batch, ? = any size),"
+            f" got {'x'.join(map(str, value.shape))}"
+        )
     if value.shape[0] < 1:
         raise EdgeError(f"input '{port.name}' has an empty batch")
     return value

@@ -108,7 +108,10 @@ CONV_META = {
     "variant": "fp32",
     "format": "tflite",
     "signatures": {
-        "serving_default": {"inputs": [tensor("x", (None, None, 3), [-1, 1])], "outputs": [tensor("y", (None, None, 3), [-1, 1])]}
+        "serving_default": {
+            "inputs": [tensor("x", (None, None, 3), [-1, 1])],
+            "outputs": [tensor("y", (None, None, 3), [-1, 1])],
+        }
     },
     "value_range": [-1.0, 1.0],
     "preprocessing": "float32 NHWC in [-1, 1]",

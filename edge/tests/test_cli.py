@@ -50,7 +50,8 @@ def test_tiled_cli_and_the_pixel_cap(toy_models, photo, tmp_path, capsys):
     err = _error(capsys, toy_models["conv"], "--input", photo, "--output", out, "--max-pixels", 100)
     assert "24x20 = 480 pixels, over the untiled cap of 100" in err and "--tile" in err
     assert not out.exists()
-    code, _, _ = _cli(capsys, toy_models["conv"], "--input", photo, "--output", out, "--max-pixels", 100, "--tile", 8, "--overlap", 2)
+    code, _, _ = _cli(capsys, toy_models["conv"], "--input", photo, "--output", out, "--max-pixels", 100,
+                      "--tile", 8, "--overlap", 2)
     assert code == 0
     untiled = tmp_path / "untiled.png"
     assert _cli(capsys, toy_models["conv"], "--input", photo, "--output", untiled)[0] == 0
@@ -70,7 +71,8 @@ def test_generator_grid_folder_and_npz(toy_models, tmp_path, capsys):
 def test_second_signature_from_an_image(toy_models, tmp_path, capsys):
     digit = tmp_path / "digit.png"
     Image.fromarray(np.full((8, 8), 200, np.uint8)).save(digit)
-    code, _, _ = _cli(capsys, toy_models["gen"], "--signature", "encode", "--input", digit, "--output", tmp_path / "z.npz")
+    code, _, _ = _cli(capsys, toy_models["gen"], "--signature", "encode", "--input", digit,
+                      "--output", tmp_path / "z.npz")
     assert code == 0
     assert np.load(tmp_path / "z.npz")["z_mean"].shape == (1, 4)
 
@@ -142,7 +144,10 @@ def test_bad_arguments_are_one_line(toy_models, photo, tmp_path, monkeypatch, ca
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--label", "10", "--output", "g.png"], "outside the range"), (["--input", "x.png", "--output", "g.png"], "drop --input")],
+    [
+        (["--label", "10", "--output", "g.png"], "outside the range"),
+        (["--input", "x.png", "--output", "g.png"], "drop --input"),
+    ],
 )
 def test_bad_generator_arguments(toy_models, tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)

@@ -30,7 +30,10 @@ def test_int8_io_goes_through_scale_and_zero_point(toy_models):
 
     interpreter = Interpreter(model_path=str(toy_models["conv_int8"]), num_threads=1)
     runner = interpreter.get_signature_runner("serving_default")
-    (s_in, z_in), (s_out, z_out) = runner.get_input_details()["x"]["quantization"], runner.get_output_details()["y"]["quantization"]
+    (s_in, z_in), (s_out, z_out) = (
+        runner.get_input_details()["x"]["quantization"],
+        runner.get_output_details()["y"]["quantization"],
+    )
     q = runner(x=np.clip(np.round(x / s_in) + z_in, -128, 127).astype(np.int8))["y"]
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, (q.astype(np.float32) - z_out) * np.float32(s_out))

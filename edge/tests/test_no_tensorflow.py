@@ -12,7 +12,8 @@ import json, sys
 import genimg_edge, genimg_edge.metadata, genimg_edge.model, genimg_edge.tiling, genimg_edge.images
 from genimg_edge.__main__ import main
 codes = [main([sys.argv[1], "--info"]), main([sys.argv[1], "--bench", "--runs", "1", "--size", "8x8"])]
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "genimg_export", "typer"))
+heavy = sorted(m for m in sys.modules
+               if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "genimg_export", "typer"))
 print(json.dumps({"codes": codes, "heavy": heavy, "litert": "ai_edge_litert.interpreter" in sys.modules}))
 """
 

@@ -176,10 +176,15 @@ def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, co
 
 def _base_path(spec, artifacts: Path | None) -> Path:
     if artifacts is None:
-        raise NotFoundError("the serving mode needs --out DIR (its serving/<name>/ is served) or --grpc-target HOST:PORT")
+        raise NotFoundError(
+            "the serving mode needs --out DIR (its serving/<name>/ is served) or --grpc-target HOST:PORT"
+        )
     base = Path(artifacts) / "serving" / spec.name
     if not base.is_dir() or not any((p / "saved_model.pb").exists() for p in base.iterdir()):
-        raise NotFoundError(f"no SavedModel versions of '{spec.name}' in {base} (export one with: genimg-export all --model {spec.name} --out {artifacts})")
+        raise NotFoundError(
+            f"no SavedModel versions of '{spec.name}' in {base}"
+            f" (export one with: genimg-export all --model {spec.name} --out {artifacts})"
+        )
     return base
 
 
@@ -199,7 +204,9 @@ class LocalServer:
         line = _read_line(self.proc.stdout, START_TIMEOUT_S)
         if not line.startswith("port "):
             err = self.stop()
-            raise GenimgError(f"the local server did not start: {line.strip() or err.strip().splitlines()[-1:] or 'no output'}")
+            raise GenimgError(
+                f"the local server did not start: {line.strip() or err.strip().splitlines()[-1:] or 'no output'}"
+            )
         return f"127.0.0.1:{line.split()[1]}"
 
     def stop(self) -> str:

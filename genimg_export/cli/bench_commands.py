@@ -16,23 +16,28 @@ LOCAL_BACKENDS = "keras, saved_model, tflite, onnx"  # runners.BACKENDS without 
 @command("bench")
 def bench(
     model: ModelOpt,
-    out: Annotated[Path | None, typer.Option("--out", help="Export directory (as written by `genimg-export all`).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Export directory (as written by `genimg-export all`).")] = None,
     artifacts: Annotated[Path | None, typer.Option(hidden=True, help="Deprecated name of --out.")] = None,
     backends: Annotated[
         list[str] | None,
         typer.Option(help=f"Backends to time, comma-separated or repeated: {LOCAL_BACKENDS}."
                      " Default: keras and every local backend found in --out."),
     ] = None,
-    size: Annotated[str | None, typer.Option(help="HxW input size for models with dynamic H x W (default: the model's canonical size, e.g. 64x64).")] = None,
+    size: Annotated[str | None, typer.Option(
+        help="HxW input size for models with dynamic H x W (default: the model's canonical size, e.g. 64x64).")] = None,
     batch: Annotated[int, typer.Option(help="Samples per call.")] = 1,
-    threads: Annotated[int | None, typer.Option(help="CPU threads: TF intra-op, onnxruntime intra-op, TFLite num_threads.")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="CPU threads: TF intra-op, onnxruntime intra-op, TFLite num_threads.")] = None,
     runs: Annotated[int, typer.Option(help="Timed calls per backend, after a warm-up.")] = 20,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON (stable shape, for CI and benchmarks/).")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the results as JSON (stable shape, for CI and benchmarks/).")] = None,
     signature: Annotated[str | None, typer.Option(help="Signature to time (default: serving_default).")] = None,
     concurrency: Annotated[int | None, typer.Option(
         help="Serving mode: also measure the local server (started on loopback from --out) under this many"
              " concurrent gRPC clients: p50/p99, requests/s, overhead against in-process.")] = None,
-    grpc_target: Annotated[str | None, typer.Option(help="Serving mode against an already running server at HOST:PORT.")] = None,
+    grpc_target: Annotated[str | None, typer.Option(
+        help="Serving mode against an already running server at HOST:PORT.")] = None,
     batching_parameters_file: Annotated[Path | None, typer.Option(
         help="Serving mode: BatchingParameters for the batched local server that is compared with the"
              " unbatched one (default: OUT/serving/batching_parameters.txt).")] = None,
@@ -113,7 +118,8 @@ def _print(result, wide: bool = False) -> None:
             r.backend, r.variant or "-", _num(r.p50_ms, ".1f"), _num(r.p90_ms, ".1f"), _num(r.cpu_ms, ".1f"),
             _num(r.images_per_s, ".1f"),
             _bytes(r.bytes), _num(r.load_s, ".2f"), _num(r.peak_rss_mb, ".0f"), _num(r.achieved_gops, ".1f"),
-            _num(r.fraction_of_peak, ".0%"), _num(r.cpu_fraction_of_peak, ".0%"), _num(r.psnr_db, ".1f") if r.psnr_db != float("inf") else "inf",
+            _num(r.fraction_of_peak, ".0%"), _num(r.cpu_fraction_of_peak, ".0%"),
+            _num(r.psnr_db, ".1f") if r.psnr_db != float("inf") else "inf",
             f"[red]{r.error}[/]" if r.error else "",
         )
         table.add_row(*(c for c, kept in zip(cells, keep) if kept))
@@ -124,14 +130,16 @@ def _print(result, wide: bool = False) -> None:
     serving = result.serving
     if serving:
         for level in serving["levels"]:
-            console.print(f"serving {serving['target']}: concurrency {level['concurrency']}: p50 {level['p50_ms']:.1f} ms,"
+            console.print(f"serving {serving['target']}: concurrency {level['concurrency']}:"
+                          f" p50 {level['p50_ms']:.1f} ms,"
                           f" p99 {level['p99_ms']:.1f} ms, {level['requests_per_s']:.1f} requests/s")
         if serving["overhead_p50"] is not None:
             console.print(f"serving overhead at p50 vs in-process SavedModel ({serving['in_process_p50_ms']:.1f} ms):"
                           f" {serving['overhead_p50']:+.0%}")
         batching = serving["batching"]
         if batching["compared"]:
-            console.print(f"server-side batching ({batching['parameters_file']}), concurrency {batching['concurrency']}:"
+            console.print(f"server-side batching ({batching['parameters_file']}),"
+                          f" concurrency {batching['concurrency']}:"
                           f" {statistics.median(batching['requests_per_s_on']):.1f} vs"
                           f" {statistics.median(batching['requests_per_s_off']):.1f} requests/s unbatched,"
                           f" x{batching['speedup']:.2f} (median of {batching['rounds']} alternated rounds);"

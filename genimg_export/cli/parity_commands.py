@@ -15,7 +15,8 @@ BACKEND_NAMES = "keras, saved_model, tflite, onnx, grpc, rest"  # runners.BACKEN
 @command("parity")
 def parity(
     model: ModelOpt,
-    out: Annotated[Path | None, typer.Option("--out", help="Export directory (as written by `genimg-export all`).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Export directory (as written by `genimg-export all`).")] = None,
     artifacts: Annotated[Path | None, typer.Option(hidden=True, help="Deprecated name of --out.")] = None,
     backends: Annotated[
         list[str] | None,
@@ -24,10 +25,13 @@ def parity(
     ] = None,
     samples: Annotated[int, typer.Option(help="Samples per input size (at least 8).")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the samples.")] = 0,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write every row as JSON (stable shape, for CI).")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write a PNG contact sheet: reference, outputs, |diff| heatmaps.")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write every row as JSON (stable shape, for CI).")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Write a PNG contact sheet: reference, outputs, |diff| heatmaps.")] = None,
     samples_npz: Annotated[Path | None, typer.Option(help="Inputs to use, an .npz keyed by input name.")] = None,
-    input_range: Annotated[str, typer.Option(help="LOW,HIGH of random inputs for a user's model without data.")] = "-1,1",
+    input_range: Annotated[str, typer.Option(
+        help="LOW,HIGH of random inputs for a user's model without data.")] = "-1,1",
     output_range: Annotated[
         list[str] | None,
         typer.Option(metavar="[NAME=]LO,HI",
@@ -59,11 +63,12 @@ def parity(
 
     Example: `genimg-export parity --model srgan --out out/ --report parity.png`
     """
-    from genimg_export.parity import inputs as parity_inputs, report as sheet
-    from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.cli.noise import spinner
+    from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.errors import CheckFailed
     from genimg_export.fs import check_output_file
+    from genimg_export.parity import inputs as parity_inputs
+    from genimg_export.parity import report as sheet
     from genimg_export.parity import run_parity
 
     out = renamed(out, artifacts, "--artifacts", "--out")
@@ -171,7 +176,10 @@ def _print(result, wide: bool = False) -> None:
         console.print(f"task metric: {task['name']}")
         console.print(f"  keras            {task['keras']:.2f}")
         for row in task["rows"]:
-            value = "error: " + row.get("error", "") if row["value"] is None else f"{row['value']:.2f}  ({row['delta']:+.2f} vs keras)"
+            value = (
+                "error: " + row.get("error", "") if row["value"] is None
+                else f"{row['value']:.2f}  ({row['delta']:+.2f} vs keras)"
+            )
             console.print(f"  {row['backend'] + '/' + row['variant']:<16} {value}")
 
 

@@ -99,10 +99,12 @@ def serve(
     model_base_path: Annotated[Path | None, typer.Option(
         help="...from this base path (numeric version folders inside, e.g. out/serving/srgan).")] = None,
     model_config_file: Annotated[Path | None, typer.Option(
-        help="Or serve the models of a models.config (e.g. out/serving/models.config); re-read when it changes.")] = None,
+        help="Or serve the models of a models.config (e.g. out/serving/models.config);"
+             " re-read when it changes.")] = None,
     port: Annotated[int, typer.Option(help="gRPC port (0: any free port).")] = 8500,
     rest_port: Annotated[int, typer.Option(help="REST port (0: REST off, as in TF Serving).")] = 8501,
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(
+        help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
     poll_seconds: Annotated[float, typer.Option(help="Look for new versions this often (0: never).")] = 1.0,
     max_in_flight: Annotated[int, typer.Option(help="Concurrent requests before RESOURCE_EXHAUSTED.")] = 32,
     max_pixels: Annotated[int, typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, app, command, renamed
+from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, command, renamed
 
 
 @command("models")
@@ -47,20 +47,32 @@ class Strategy(str, Enum):
 @command("train")
 def train(
     model: ModelOpt,
-    out: Annotated[Path, typer.Option(help="Directory for NAME.keras, NAME.card.json, checkpoints/ and logs/ (TensorBoard).")],
-    steps: Annotated[int | None, typer.Option(help="Optimisation steps (default: the model's own; 300 with --init-from).")] = None,
+    out: Annotated[Path, typer.Option(
+        help="Directory for NAME.keras, NAME.card.json, checkpoints/ and logs/ (TensorBoard).")],
+    steps: Annotated[int | None, typer.Option(
+        help="Optimisation steps (default: the model's own; 300 with --init-from).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: same seed, same weights.")] = 0,
-    style: Annotated[str | None, typer.Option(help="style only: a bundled texture (brick, gravel, grass) or your image file.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Your images: a folder (srgan/style/dcgan/vae: images; pix2pix: input/ + target/ pairs or images;"
-                                              " cgan: one sub-folder per class) or .tfrecord shards. Default: the shipped data.")] = None,
-    val: Annotated[Path | None, typer.Option(help="Validation images scored with the model's metric (default: every 10th file of --data).")] = None,
-    init_from: Annotated[str | None, typer.Option(help="Fine-tune: the model's name (its shipped weights) or a .keras file.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the model's own; a tenth of it with --init-from).")] = None,
-    batch: Annotated[int | None, typer.Option(help="Global batch, split across replicas (default: the model's own).")] = None,
-    checkpoint_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps (and on Ctrl-C/SIGTERM).")] = 100,
-    eval_every: Annotated[int | None, typer.Option(help="Score the validation images every N steps (default: at the end).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in OUT/checkpoints, exactly.")] = False,
-    strategy: Annotated[Strategy, typer.Option(help="tf.distribute: one device, mirrored (all GPUs), multiworker (TF_CONFIG), tpu, or auto.")] = Strategy.one,
+    style: Annotated[str | None, typer.Option(
+        help="style only: a bundled texture (brick, gravel, grass) or your image file.")] = None,
+    data: Annotated[Path | None, typer.Option(
+        help="Your images: a folder (srgan/style/dcgan/vae: images; pix2pix: input/ + target/ pairs or images;"
+             " cgan: one sub-folder per class) or .tfrecord shards. Default: the shipped data.")] = None,
+    val: Annotated[Path | None, typer.Option(
+        help="Validation images scored with the model's metric (default: every 10th file of --data).")] = None,
+    init_from: Annotated[str | None, typer.Option(
+        help="Fine-tune: the model's name (its shipped weights) or a .keras file.")] = None,
+    lr: Annotated[float | None, typer.Option(
+        help="Learning rate (default: the model's own; a tenth of it with --init-from).")] = None,
+    batch: Annotated[int | None, typer.Option(
+        help="Global batch, split across replicas (default: the model's own).")] = None,
+    checkpoint_every: Annotated[int, typer.Option(
+        help="Save a checkpoint every N steps (and on Ctrl-C/SIGTERM).")] = 100,
+    eval_every: Annotated[int | None, typer.Option(
+        help="Score the validation images every N steps (default: at the end).")] = None,
+    resume: Annotated[bool, typer.Option(
+        help="Continue from the last checkpoint in OUT/checkpoints, exactly.")] = False,
+    strategy: Annotated[Strategy, typer.Option(
+        help="tf.distribute: one device, mirrored (all GPUs), multiworker (TF_CONFIG), tpu, or auto.")] = Strategy.one,
     mixed_precision: Annotated[bool, typer.Option(help="bfloat16 compute, float32 weights (GPUs, TPUs).")] = False,
 ) -> None:
     """Train a zoo model on shipped data or your own images, from scratch or
@@ -76,8 +88,9 @@ def train(
     from genimg_export.zoo import registry
 
     spec = registry.get(model)
-    run = training.RunOptions(data=data, val=val, init_from=init_from, lr=lr, batch=batch, checkpoint_every=checkpoint_every,
-                              eval_every=eval_every, resume=resume, strategy=strategy.value, mixed_precision=mixed_precision)
+    run = training.RunOptions(data=data, val=val, init_from=init_from, lr=lr, batch=batch,
+                              checkpoint_every=checkpoint_every, eval_every=eval_every, resume=resume,
+                              strategy=strategy.value, mixed_precision=mixed_precision)
     steps = training.default_steps(spec, run) if steps is None else steps
     if steps <= 0:
         from genimg_export.errors import InvalidInputError
@@ -161,7 +174,8 @@ def generate(
     class_id: Annotated[int | None, typer.Option(help="Digit class 0-9 for cgan (default: 0..9 cycling).")] = None,
     label: Annotated[int | None, typer.Option(hidden=True, help="Deprecated name of --class-id.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for latent vectors.")] = 0,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Write each sample as its own PNG here (+ labels.csv for cgan).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Write each sample as its own PNG here (+ labels.csv for cgan).")] = None,
     weights: WeightsOpt = None,
     allow_unsafe: UnsafeOpt = False,
     custom_objects: CustomObjectsOpt = None,

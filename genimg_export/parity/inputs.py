@@ -51,9 +51,13 @@ class InputPlan:
     def __init__(self, spec, samples: int = MIN_SAMPLES, seed: int = 0, npz: dict | None = None,
                  recorded: dict | None = None, input_range: tuple[float, float] = (-1.0, 1.0)):
         if npz is None and samples < MIN_SAMPLES:
-            raise InvalidInputError(f"--samples must be at least {MIN_SAMPLES} (a batch > 1, several batches), got {samples}")
+            raise InvalidInputError(
+                f"--samples must be at least {MIN_SAMPLES} (a batch > 1, several batches), got {samples}"
+            )
         if input_range[1] <= input_range[0]:
-            raise InvalidInputError(f"--input-range must be LOW,HIGH with LOW < HIGH (e.g. -1,1), got {list(input_range)}")
+            raise InvalidInputError(
+                f"--input-range must be LOW,HIGH with LOW < HIGH (e.g. -1,1), got {list(input_range)}"
+            )
         self.spec, self.samples, self.seed = spec, samples, seed
         self.npz, self.recorded, self.input_range = npz, recorded, input_range
         self._cache: dict = {}
@@ -122,7 +126,9 @@ def _check_npz(spec, npz: dict) -> int:
     names = [t.name for t in spec.default_signature.inputs]
     missing = [n for n in names if n not in npz]
     if missing:
-        raise InvalidInputError(f"--samples-npz has keys {sorted(npz)}; it needs the inputs {names} (missing {missing})")
+        raise InvalidInputError(
+            f"--samples-npz has keys {sorted(npz)}; it needs the inputs {names} (missing {missing})"
+        )
     for t in spec.default_signature.inputs:
         got = np.shape(npz[t.name])
         if len(got) != len(t.shape) + 1 or any(d is not None and d != g for d, g in zip(t.shape, got[1:])):
@@ -140,7 +146,8 @@ def _random(tensor, n: int, size, input_range, rng) -> np.ndarray:
         dims[0], dims[1] = size
     if any(d is None for d in dims):
         raise InvalidInputError(
-            f"input '{tensor.name}' has dynamic dims {tensor.shape}; pass --samples-npz with arrays of the sizes to check"
+            f"input '{tensor.name}' has dynamic dims {tensor.shape};"
+            " pass --samples-npz with arrays of the sizes to check"
         )
     # --input-range is the range of image inputs; class vectors and latents keep [-1, 1]
     lo, hi = tensor.value_range or (input_range if tensor.is_image else (-1.0, 1.0))

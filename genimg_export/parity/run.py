@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genimg_export.parity import metrics, task as parity_task
+from genimg_export.artifacts.formats import FP32, runner_options
+from genimg_export.artifacts.target import Target
+from genimg_export.parity import metrics
+from genimg_export.parity import task as parity_task
 from genimg_export.parity.inputs import InputPlan
 from genimg_export.runners import open_runner
-from genimg_export.artifacts.target import Target
-from genimg_export.artifacts.formats import FP32, runner_options
 
 BATCH = 4  # samples per runner call: > 1, so batch handling is checked too
 PICTURES = 3  # samples kept per target for the contact sheet
@@ -192,7 +193,9 @@ def check(spec, keras_model, targets: list[Target], plan: InputPlan, options: di
     for i, target in enumerate(targets, 1):
         if progress:
             progress(f"{target.backend} {target.variant or ''} ({i}/{len(targets)})")
-        result.rows.extend(_check_target(spec, target, plan, reference, (options or {}).get(target.backend, {}), result))
+        result.rows.extend(
+            _check_target(spec, target, plan, reference, (options or {}).get(target.backend, {}), result)
+        )
     return result
 
 
@@ -217,7 +220,9 @@ class _Reference:
         return self._cache[key]
 
 
-def _check_target(spec, target: Target, plan: InputPlan, reference: _Reference, options: dict, result: Result) -> list[Row]:
+def _check_target(
+    spec, target: Target, plan: InputPlan, reference: _Reference, options: dict, result: Result
+) -> list[Row]:
     sig = spec.signature(target.signature)
     refs: dict[str, list] = {t.name: [] for t in sig.outputs}
     outs: dict[str, list] = {t.name: [] for t in sig.outputs}

@@ -49,7 +49,8 @@ class Trainer:
         self.classes = classes  # a user's folder may hold fewer than 10 classes
         self.adv = AdversarialStep(model, digit_discriminator(conditional=True), seed, batch, lr)
         self.rng, self.nets, self.optimizers = self.adv.rng, self.adv.nets, self.adv.optimizers
-        self.config = {"batch": batch, "z_dim": Z_DIM, "loss": "non-saturating conditional GAN", "optimizer": f"Adam {lr:g}, beta_1 0.5"}
+        self.config = {"batch": batch, "z_dim": Z_DIM, "loss": "non-saturating conditional GAN",
+                       "optimizer": f"Adam {lr:g}, beta_1 0.5"}
         self.data_description = "scikit-learn digits with labels (1,500 training images) upscaled to 32x32"
 
     def sample(self):

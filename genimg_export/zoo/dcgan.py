@@ -40,7 +40,8 @@ class Trainer:
         self.images, _ = data.digits("train")
         self.adv = AdversarialStep(model, digit_discriminator(), seed, batch, lr)
         self.rng, self.nets, self.optimizers = self.adv.rng, self.adv.nets, self.adv.optimizers
-        self.config = {"batch": batch, "z_dim": Z_DIM, "loss": "non-saturating GAN, label smoothing 0.9", "optimizer": f"Adam {lr:g}, beta_1 0.5"}
+        self.config = {"batch": batch, "z_dim": Z_DIM, "loss": "non-saturating GAN, label smoothing 0.9",
+                       "optimizer": f"Adam {lr:g}, beta_1 0.5"}
         self.data_description = "scikit-learn digits (1,500 training images) upscaled 8x8 -> 32x32, in [-1, 1]"
 
     def sample(self):

@@ -16,7 +16,8 @@ import numpy as np
 from genimg_export.zoo.registry import register
 from genimg_export.zoo.spec import ModelSpec, Signature, TensorSpec, tolerances
 
-DEGRADED = TensorSpec("degraded", "float32", (None, None, 3), (-1.0, 1.0), "noisy RGB image with holes, H and W multiples of 16")
+DEGRADED = TensorSpec("degraded", "float32", (None, None, 3), (-1.0, 1.0),
+                      "noisy RGB image with holes, H and W multiples of 16")
 RESTORED = TensorSpec("restored", "float32", (None, None, 3), (-1.0, 1.0), "restored RGB image, same size")
 CROP, L1_WEIGHT = 64, 100.0
 
@@ -114,8 +115,10 @@ class Trainer:
         self.nets = {"generator": model, "discriminator": disc}
         self.optimizers = [(g_opt, model.trainable_variables), (d_opt, disc.trainable_variables)]
         bce = keras.losses.BinaryCrossentropy(from_logits=True)
-        self.config = {"batch": batch, "crop": CROP, "loss": f"L1 x{L1_WEIGHT:g} + PatchGAN", "optimizer": f"Adam {lr:g}, beta_1 0.5"}
-        self.data_description = "64x64 crops of scikit-image photographs (astronaut, coffee held out), degraded by data.degrade"
+        self.config = {"batch": batch, "crop": CROP, "loss": f"L1 x{L1_WEIGHT:g} + PatchGAN",
+                       "optimizer": f"Adam {lr:g}, beta_1 0.5"}
+        self.data_description = ("64x64 crops of scikit-image photographs (astronaut, coffee held out),"
+                                 " degraded by data.degrade")
 
         @tf.function
         def step(degraded, clean):
@@ -128,7 +131,9 @@ class Trainer:
                 g_loss = bce(tf.ones_like(fake_logit), fake_logit) + L1_WEIGHT * l1
             d_grads = per_replica(dt.gradient(d_loss, disc.trainable_variables))
             d_opt.apply_gradients(zip(d_grads, disc.trainable_variables))
-            g_opt.apply_gradients(zip(per_replica(gt.gradient(g_loss, model.trainable_variables)), model.trainable_variables))
+            g_opt.apply_gradients(
+                zip(per_replica(gt.gradient(g_loss, model.trainable_variables)), model.trainable_variables)
+            )
             return l1, d_loss
 
         self._step = replicated(step)

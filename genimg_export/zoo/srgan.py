@@ -102,8 +102,10 @@ class Trainer:
         self.images = data.photos("train")
         self.optimizer = keras.optimizers.Adam(lr)
         self.nets, self.optimizers = {"generator": model}, [(self.optimizer, model.trainable_variables)]
-        self.config = {"filters": 32, "blocks": 6, "batch": batch, "lr_patch": PATCH, "loss": "L1", "optimizer": f"Adam {lr:g}"}
-        self.data_description = "random 96x96 crops of scikit-image photographs (astronaut, coffee held out), bicubic-downscaled x4"
+        self.config = {"filters": 32, "blocks": 6, "batch": batch, "lr_patch": PATCH, "loss": "L1",
+                       "optimizer": f"Adam {lr:g}"}
+        self.data_description = ("random 96x96 crops of scikit-image photographs (astronaut, coffee held out),"
+                                 " bicubic-downscaled x4")
 
         @tf.function
         def step(lr, hr):
@@ -149,7 +151,8 @@ def evaluate(model, images=None) -> dict[str, float]:
         "psnr_db": round(float(np.mean(ours)), 3),
         "bicubic_psnr_db": round(float(np.mean(bicubic)), 3),
         "psnr_gain_db": round(float(np.mean(ours) - np.mean(bicubic)), 3),
-        "metric": f"Y-channel PSNR, {'held-out astronaut + coffee' if images is None else 'validation images'}, x4 bicubic-downscaled",
+        "metric": f"Y-channel PSNR, {'held-out astronaut + coffee' if images is None else 'validation images'},"
+                  " x4 bicubic-downscaled",
     }
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from genimg_export.zoo.registry import register
-from genimg_export.zoo.spec import ModelSpec, Signature, Tolerance, tolerances
-
-from genimg_export.zoo.spec import TensorSpec
+from genimg_export.zoo.spec import ModelSpec, Signature, TensorSpec, Tolerance, tolerances
 
 IMAGE = TensorSpec("image", "float32", (None, None, 3), (-1.0, 1.0), "content RGB image, H and W multiples of 4")
 STYLED = TensorSpec("styled", "float32", (None, None, 3), (-1.0, 1.0), "stylised RGB image, same size")
@@ -102,7 +100,6 @@ def style_image(name_or_path: str = DEFAULT_STYLE) -> np.ndarray:
     if name_or_path in data.TEXTURES:
         return data.texture(name_or_path)[None]
     from genimg_edge.images import ImageError, load_image
-
     from genimg_export.errors import InvalidInputError
 
     try:
@@ -142,8 +139,13 @@ class Trainer:
         self.style_grams = [gram(f) for f in self.features(style_image(style)[:, :256, :256])]
         optimizer = keras.optimizers.Adam(lr)
         self.nets, self.optimizers = {"generator": model}, [(optimizer, model.trainable_variables)]
-        self.config = {"style": style, "batch": batch, "crop": CROP, "lr": lr, "weights": {"style": STYLE_WEIGHT, "content": CONTENT_WEIGHT, "tv": TV_WEIGHT}, "feature_net": "fixed random 3x3 convs (seed 7), 3 stages"}
-        self.data_description = f"content: 96x96 crops of scikit-image photographs (astronaut, coffee held out); style: {style}"
+        self.config = {
+            "style": style, "batch": batch, "crop": CROP, "lr": lr,
+            "weights": {"style": STYLE_WEIGHT, "content": CONTENT_WEIGHT, "tv": TV_WEIGHT},
+            "feature_net": "fixed random 3x3 convs (seed 7), 3 stages",
+        }
+        self.data_description = (f"content: 96x96 crops of scikit-image photographs (astronaut, coffee held out);"
+                                 f" style: {style}")
 
         @tf.function
         def step(x):
@@ -208,7 +210,9 @@ def evaluate(model, style: str = DEFAULT_STYLE, images=None) -> dict[str, float]
 # full int8 gives 30.2-33 dB at 48x48 to 256x256 (28-29 dB at 32x32, 24-26 dB at
 # 16x16, where the statistics come from 4x4 maps), hence parity at 48 px and up
 # and a 28 dB floor that leaves room for the sampled inputs.
-INT8_TOLERANCE = Tolerance(min_psnr_db=28.0, reason="int8 error compounds through 11 instance norms (30-33 dB measured at 48-256 px)")
+INT8_TOLERANCE = Tolerance(
+    min_psnr_db=28.0, reason="int8 error compounds through 11 instance norms (30-33 dB measured at 48-256 px)"
+)
 
 SPEC = register(
     ModelSpec(

@@ -231,12 +231,16 @@ def _read_npz(spec: ModelSpec, path: Path) -> dict[str, np.ndarray]:
     example = ", ".join(f"{t.name}=<{t.dtype} N x {' x '.join('H' if d is None else str(d) for d in t.shape)}>"
                         for t in sig.inputs)
     if not path.is_file():
-        raise NotFoundError(f"no such calibration file: {path} (expected an .npz, e.g. np.savez('calib.npz', {example}))")
+        raise NotFoundError(
+            f"no such calibration file: {path} (expected an .npz, e.g. np.savez('calib.npz', {example}))"
+        )
     try:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
     except Exception as e:
-        raise InvalidInputError(f"{path} is not an .npz file ({e}); write one with np.savez('calib.npz', {example})") from e
+        raise InvalidInputError(
+            f"{path} is not an .npz file ({e}); write one with np.savez('calib.npz', {example})"
+        ) from e
     missing = [t.name for t in sig.inputs if t.name not in arrays]
     if missing:
         raise InvalidInputError(
@@ -247,7 +251,8 @@ def _read_npz(spec: ModelSpec, path: Path) -> dict[str, np.ndarray]:
         got = arrays[t.name].shape
         if len(got) != len(t.shape) + 1 or any(d is not None and d != g for d, g in zip(t.shape, got[1:])):
             raise InvalidInputError(
-                f"{path}: '{t.name}' has shape {list(got)}; expected [N, {', '.join('any' if d is None else str(d) for d in t.shape)}]"
+                f"{path}: '{t.name}' has shape {list(got)};"
+                f" expected [N, {', '.join('any' if d is None else str(d) for d in t.shape)}]"
             )
         arrays[t.name] = arrays[t.name].astype(t.dtype)
     return arrays
@@ -255,7 +260,6 @@ def _read_npz(spec: ModelSpec, path: Path) -> dict[str, np.ndarray]:
 
 def _read_images(spec: ModelSpec, folder: Path) -> dict[str, np.ndarray]:
     from genimg_edge.images import ImageError, load_image
-
     from genimg_export.zoo import data
 
     sig = spec.default_signature

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -161,7 +160,7 @@ class RestTransport:
             conn.request(method, path, body=data, headers=self._headers)
             response = conn.getresponse()
             payload = response.read()
-        except (TimeoutError, socket.timeout) as e:
+        except TimeoutError as e:
             self._drop(conn)
             raise DeadlineExceededError(f"no answer from {self.url} within {timeout} s") from e
         except (OSError, http.client.HTTPException) as e:

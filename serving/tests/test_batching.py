@@ -109,7 +109,8 @@ def test_full_queue_is_unavailable_and_a_failed_batch_fails_only_its_requests():
     while not batcher._full:
         threading.Event().wait(0.01)
     try:
-        with pytest.raises(UnavailableError, match="The batch scheduling queue to which this task was submitted is full"):
+        with pytest.raises(UnavailableError,
+                           match="The batch scheduling queue to which this task was submitted is full"):
             batcher.run("k", x, slow)
     finally:
         release.set()
