@@ -6,6 +6,7 @@ never imports it (test_no_tensorflow.py checks that).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -155,6 +156,13 @@ MULTI_META = {
     "spatial_multiple": 1,
     "fixed_size": None,
 }
+
+
+@pytest.fixture(scope="session")
+def multi_meta() -> dict:
+    """The metadata of the two-input, three-output toy model (a fixture: ``from conftest import``
+    is ambiguous when the three test trees run in one pytest process)."""
+    return json.loads(json.dumps(MULTI_META))
 
 
 @pytest.fixture(scope="session")

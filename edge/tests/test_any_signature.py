@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -71,12 +69,11 @@ def test_bad_inputs_name_the_model_s_inputs(toy_models, files, tmp_path, capsys,
     assert err.count("\n") == 1 and not list(tmp_path.glob("o.*"))
 
 
-def test_an_output_without_a_declared_range_says_so_and_writes_nothing(toy_models, files, tmp_path, capsys):
+def test_an_output_without_a_declared_range_says_so_and_writes_nothing(toy_models, files, tmp_path, capsys,
+                                                                         multi_meta):
     photo, onehot = files
     data = read_model_file(toy_models["multi"])
-    from conftest import MULTI_META
-
-    meta = json.loads(json.dumps(MULTI_META))
+    meta = multi_meta
     meta["signatures"]["serving_default"]["outputs"][1]["value_range"] = None
     path = tmp_path / "norange.tflite"
     path.write_bytes(embed_metadata(data, meta))

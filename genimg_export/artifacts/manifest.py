@@ -16,11 +16,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from genimg_export.errors import InvalidInputError, NotFoundError
 from genimg_export import fs
-from typing import TYPE_CHECKING
+from genimg_export.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from genimg_export.zoo.spec import ModelSpec

@@ -65,8 +65,10 @@ def measure_peak(threads: int | None = None, n: int = GEMM_N, calls: int = PEAK_
     a32, b32 = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
     a8 = rng.integers(0, 256, (n, n), dtype=np.uint8)
     b8 = rng.integers(-128, 128, (n, n), dtype=np.int8)
-    fp32, fp32_cpu = _best_ops_per_s(_session(ort, _gemm_model("MatMul", 1, 1), threads), {"a": a32, "b": b32}, n, calls)
-    int8, int8_cpu = _best_ops_per_s(_session(ort, _gemm_model("MatMulInteger", 2, 3), threads), {"a": a8, "b": b8}, n, calls)
+    fp32_session = _session(ort, _gemm_model("MatMul", 1, 1), threads)
+    int8_session = _session(ort, _gemm_model("MatMulInteger", 2, 3), threads)
+    fp32, fp32_cpu = _best_ops_per_s(fp32_session, {"a": a32, "b": b32}, n, calls)
+    int8, int8_cpu = _best_ops_per_s(int8_session, {"a": a8, "b": b8}, n, calls)
     method = (f"onnxruntime {ort.__version__} MatMul fp32 and MatMulInteger u8s8 (MLAS), {n}x{n}x{n},"
               f" best of {calls} calls")
     return Peak(fp32 / 1e9, int8 / 1e9, threads, method, fp32_cpu / 1e9, int8_cpu / 1e9)
@@ -80,7 +82,8 @@ def _gemm_model(op: str, a_type: int, b_type: int):
     out_type = TensorProto.FLOAT if op == "MatMul" else TensorProto.INT32
     graph = helper.make_graph(
         [helper.make_node(op, ["a", "b"], ["y"])], "gemm",
-        [helper.make_tensor_value_info("a", a_type, ["n", "k"]), helper.make_tensor_value_info("b", b_type, ["k", "m"])],
+        [helper.make_tensor_value_info("a", a_type, ["n", "k"]),
+         helper.make_tensor_value_info("b", b_type, ["k", "m"])],
         [helper.make_tensor_value_info("y", out_type, ["n", "m"])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -159,7 +162,8 @@ def machine() -> dict:
     import os
     import platform
 
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+                 platform.processor())
     flags = next((line.split(":", 1)[1].split() for line in _cpuinfo() if line.startswith("flags")), [])
     simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
     return {"cpu": model, "cpus": os.cpu_count(), "simd": simd, "platform": platform.platform()}

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genimg_export.parity import metrics
-from genimg_export.errors import InvalidInputError, NotFoundError, first_line
-from genimg_export.bench.peak import FLOPS_METHOD, Peak, count_flops, machine, measure_peak, peak_rss_mb, reset_peak_rss
-from genimg_export.runners import open_runner
 from genimg_export.artifacts.formats import find_variant, runner_options, served_variant
 from genimg_export.artifacts.target import Target
+from genimg_export.bench.peak import FLOPS_METHOD, Peak, count_flops, machine, measure_peak, peak_rss_mb, reset_peak_rss
+from genimg_export.errors import InvalidInputError, NotFoundError, first_line
+from genimg_export.parity import metrics
+from genimg_export.runners import open_runner
 
 WARMUP = 3
 DEFAULT_SIZE = (64, 64)
@@ -233,7 +233,9 @@ def bench_size(spec, sig, size: tuple[int, int] | None) -> tuple[int, int] | Non
     h, w = size or spec.canonical_size or DEFAULT_SIZE
     m = spec.spatial_multiple
     if h % m or w % m:
-        raise InvalidInputError(f"--size of '{spec.name}' must be a multiple of {m} on each side (e.g. {m * 4}x{m * 4}), got {h}x{w}")
+        raise InvalidInputError(
+            f"--size of '{spec.name}' must be a multiple of {m} on each side (e.g. {m * 4}x{m * 4}), got {h}x{w}"
+        )
     return h, w
 
 
@@ -301,7 +303,8 @@ def bench_target(spec, target: Target, inputs, size, runs: int, threads, keras_m
     """Open ``target`` cold, call it once, warm up, time ``runs`` calls; errors become the row's ``error``."""
     row = Row(target.backend, target.variant, signature=target.signature, bytes=artifact_bytes(target.artifact))
     if target.fixed_size and size and tuple(target.fixed_size) != tuple(size):
-        row.error = f"exported at the fixed size {target.fixed_size[0]}x{target.fixed_size[1]}; run with --size {target.fixed_size[0]}x{target.fixed_size[1]}"
+        fixed = f"{target.fixed_size[0]}x{target.fixed_size[1]}"
+        row.error = f"exported at the fixed size {fixed}; run with --size {fixed}"
         return row
     if target.backend == "keras" and keras_model is None:
         row.error = "no Keras model to run (pass --weights)"
