@@ -18,6 +18,13 @@ back to im2col + QGEMM, which can be slower than fp32 (an SR net's final 32->3 c
   ``MAX_GROWTH``): the conv stays float (``nodes_to_exclude``).
 
 MatMul needs nothing here: its QGEMM (U8S8, VNNI) has no channel-count condition.
+
+Before all that, ``unshare_weights`` gives each kind of consumer of a shared weight its own
+copy: tf2onnx merges equal constants, so a Conv and a ConvTranspose with equal weights (tied
+weights, or two layers drawn from one seeded initializer, as in the CycleGAN of the
+conformance zoo) read one initializer, and per-channel quantization gives it one axis's
+scales (Conv: axis 0, ConvTranspose: axis 1); onnxruntime then refuses the other node
+(``QLinearConv ... ComputeOutputScale: filter scale shape invalid``).
 """
 
 from __future__ import annotations
@@ -98,8 +105,9 @@ def prepare(model) -> tuple[list[dict], list[str]]:
     from onnx import numpy_helper
 
     graph = model.graph
+    records = unshare_weights(graph)
     inits = {i.name: i for i in graph.initializer}
-    records, keep, nodes, padded_inputs = [], [], [], {}
+    keep, nodes, padded_inputs = [], [], {}
     for node in graph.node:
         if node.op_type != "Conv" or node.input[1] not in inits:
             nodes.append(node)
@@ -133,6 +141,33 @@ def prepare(model) -> tuple[list[dict], list[str]]:
     for init in unused:
         graph.initializer.remove(init)
     return records, keep
+
+
+WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")  # input 1 is quantized per channel, on its own axis
+
+
+def unshare_weights(graph) -> list[dict]:
+    """Give every op type but the first that reads a weight initializer its own copy (exact; see
+    the module docstring). Returns one record per copy: node, shape, action, why."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    first: dict[str, str] = {}  # weight -> the op type that keeps it
+    copies: dict[tuple[str, str], str] = {}  # (weight, op type) -> its copy
+    records = []
+    for node in graph.node:
+        name = node.input[1] if node.op_type in WEIGHT_OPS and len(node.input) > 1 else ""
+        if name not in inits or first.setdefault(name, node.op_type) == node.op_type:
+            continue
+        if (name, node.op_type) not in copies:
+            copy = f"{name}/{node.op_type}"
+            graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(inits[name]), copy))
+            copies[name, node.op_type] = copy
+        node.input[1] = copies[name, node.op_type]
+        records.append({"node": node.name, "conv": f"{node.op_type} weights {list(inits[name].dims)}",
+                        "action": "own copy of the weights",
+                        "why": f"weights shared with a {first[name]}, which quantizes them on another axis"})
+    return records
 
 
 def _pad(graph, node, inits, w: np.ndarray, in_to: int, out_to: int, padded_inputs: dict) -> list:
