@@ -35,6 +35,12 @@ CalDirOpt = Annotated[
     Path | None,
     typer.Option(help="int8 calibration data: a folder of images (models with one image input)."),
 ]
+InputRangeOpt = Annotated[
+    str | None,
+    typer.Option(metavar="LOW,HIGH", help="int8 with --calibration-dir: the range the model's image input expects"
+                 " (e.g. 0,255 for a TF-Hub model); images are mapped to it (default: the input's declared"
+                 " range, else -1,1)."),
+]
 InputSizeOpt = Annotated[
     str | None,
     typer.Option(metavar="HxW", help="H x W of files that cannot take dynamic sizes (default: the model's own)."),
@@ -105,15 +111,16 @@ def _saved_model_pairs(names: str) -> list[tuple[str, str]]:
 def tflite_cmd(model: ModelOpt, out: OutOpt,
                quantize: Annotated[TFLiteQuant, typer.Option(help=QuantHelp)] = TFLITE_ALL,
                int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None,
-               calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None, weights: WeightsOpt = None,
-               allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None,
+               calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None, input_range: InputRangeOpt = None,
+               weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None,
+               batch: BatchOpt = None,
                custom_objects: CustomObjectsOpt = None) -> None:
     """TFLite (LiteRT) files: OUT/tflite/NAME.VARIANT.tflite, one per variant.
 
     Example: `genimg-export tflite --model srgan --out out/ --quantize int8 --int8-io`
     """
     _export(model, out, _variants("tflite", quantize), weights, allow_unsafe, custom_objects=custom_objects,
-            calibration=(calibration_npz, calibration_dir), strict=quantize.value != ALL,
+            calibration=(calibration_npz, calibration_dir, input_range), strict=quantize.value != ALL,
             int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
 
@@ -121,6 +128,7 @@ def tflite_cmd(model: ModelOpt, out: OutOpt,
 def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = None,
              quantize: Annotated[OnnxQuant, typer.Option(help=QuantHelp + " (none: old name of fp32)")] = ONNX_ALL,
              calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None,
+             input_range: InputRangeOpt = None,
              weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None,
              batch: BatchOpt = None, custom_objects: CustomObjectsOpt = None) -> None:
     """ONNX files for onnxruntime: OUT/onnx/NAME.onnx and NAME.int8.onnx (one per signature).
@@ -128,15 +136,16 @@ def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = None,
     Example: `genimg-export onnx --model srgan --out out/ --opset 17`
     """
     _export(model, out, _variants("onnx", quantize), weights, allow_unsafe, custom_objects=custom_objects,
-            calibration=(calibration_npz, calibration_dir), strict=quantize.value != ALL,
+            calibration=(calibration_npz, calibration_dir, input_range), strict=quantize.value != ALL,
             opset=opset, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
 
 @command("all")
 def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: OpsetOpt = None,
             int8_io: Int8IoOpt = False, calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None,
-            calibration_dir: CalDirOpt = None, weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False,
-            input_size: InputSizeOpt = None, batch: BatchOpt = None, saved_model_variants: SmVariantsOpt = None,
+            calibration_dir: CalDirOpt = None, input_range: InputRangeOpt = None, weights: WeightsOpt = None,
+            allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None,
+            saved_model_variants: SmVariantsOpt = None,
             xla: XlaOpt = False, custom_objects: CustomObjectsOpt = None) -> None:
     """Every format and variant, then a ✓/✗ table; exits 3 if any artifact failed.
 
@@ -148,7 +157,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
         pairs = [p for p in pairs if p[0] != _SM.name]
         pairs[0:0] = chosen  # SavedModels first: TFLite and ONNX convert from the float32 one
     _export(model, out, pairs, weights, allow_unsafe, custom_objects=custom_objects,
-            calibration=(calibration_npz, calibration_dir), table=True, version=version, opset=opset,
+            calibration=(calibration_npz, calibration_dir, input_range), table=True, version=version, opset=opset,
             int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch,
             xla=xla or None)
     from genimg_export.cli.triton_commands import after_all
@@ -156,7 +165,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
     after_all(model, out, allow_unsafe)  # the Triton repository over the ONNX files just written
 
 
-def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None),
+def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None, None),
             strict: bool = False, table: bool = False, custom_objects=None, **options) -> None:
     """Load the model, export ``pairs`` with a progress line, print results, fail if any failed.
 
@@ -178,7 +187,10 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
     options = {k: v for k, v in options.items() if v is not None}
     if "input_size" in options:
         options["input_size"] = _parse_size(options["input_size"])
-    spec = user.with_calibration(loading.get_spec(model, allow_unsafe, custom_objects), *calibration)
+    npz, folder, input_range = calibration
+    input_range = _parse_range(input_range) if input_range is not None else None
+    spec = user.with_calibration(loading.get_spec(model, allow_unsafe, custom_objects), npz, folder, input_range)
+    _warn_if_few_calibration_samples(spec, pairs)
     check_out_dir(out)  # after the name is known good: an unknown model creates no folder
     pipeline.check_request(spec, pairs, options, strict)
     if any(fmt == "saved_model" for fmt, _ in pairs):  # fail before the slow model load
@@ -217,6 +229,27 @@ def _fixed_why(a) -> str:
         return ""
     why = (a.options or {}).get("fixed_size_reason")
     return f"  fixed {a.fixed_size[0]}x{a.fixed_size[1]}" + (f": {why}" if why else "")
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    from genimg_export.cli.parity_commands import _range
+    from genimg_export.errors import InvalidInputError
+
+    lo, hi = _range(text)
+    if not lo < hi:
+        raise InvalidInputError(f"--input-range must be LOW,HIGH with LOW < HIGH (e.g. 0,255), got '{text}'")
+    return lo, hi
+
+
+def _warn_if_few_calibration_samples(spec, pairs) -> None:
+    """Full-integer ranges from fewer than the advised samples can be wrong (DESIGN.md): say so."""
+    from genimg_export.exporters.tflite import MIN_CALIBRATION
+
+    available = spec.extra.get("calibration_available")
+    calibrated = any(FORMATS[fmt].variant(v).calibrated for fmt, v in pairs)
+    if calibrated and available is not None and available < MIN_CALIBRATION:
+        typer.secho(f"warning: {available} calibration samples in {spec.extra['calibration']}; {MIN_CALIBRATION}+"
+                    " are advised for int8 (fewer can give poor ranges)", err=True, fg=typer.colors.YELLOW)
 
 
 def _print_outcome(outcome, out: Path) -> None:

@@ -59,8 +59,12 @@ def convert(job: Job, fixed_size=None) -> Converted:
 def calibration_options(spec: ModelSpec, samples: int) -> dict:
     """What a calibrated artifact records about its calibration (and where user data came from)."""
     options = {"calibration_samples": samples}
-    if "calibration" in spec.extra:
+    if "calibration" in spec.extra:  # a user's data: where it came from, how much was used, its hash
         options["calibration"] = spec.extra["calibration"]
+        options["calibration_used"] = min(samples, spec.extra["calibration_available"])
+        for key in ("calibration_sha256", "calibration_input_range"):
+            if key in spec.extra:
+                options[key] = spec.extra[key]
     return options
 
 

@@ -162,17 +162,17 @@ def _recorded(spec, artifacts: Path | None) -> dict | None:
         if recorded and str(recorded).endswith(".npz") and Path(recorded).is_file():
             return load_npz(Path(recorded))
         if recorded and Path(recorded).is_dir():  # --calibration-dir: the user's images, not noise
-            return _recorded_images(spec, Path(recorded))
+            return _recorded_images(spec, Path(recorded), entry.options.get("calibration_input_range"))
     return None
 
 
-def _recorded_images(spec, folder: Path) -> dict | None:
+def _recorded_images(spec, folder: Path, input_range=None) -> dict | None:
     """The images of a calibration folder as the export read them (None if they no longer read)."""
     from genimg_export.errors import GenimgError
     from genimg_export.zoo.user import with_calibration
 
     try:
-        return with_calibration(spec, None, folder).calibration_inputs(10**6)
+        return with_calibration(spec, None, folder, input_range).calibration_inputs(10**6)
     except GenimgError:
         return None
 

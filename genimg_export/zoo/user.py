@@ -207,13 +207,22 @@ def _scale(shape, size) -> int | None:
     return h // size[0]
 
 
-def with_calibration(spec: ModelSpec, npz: Path | None = None, directory: Path | None = None) -> ModelSpec:
-    """The spec with calibration data from an .npz (keys = input names) or a folder of images."""
+def with_calibration(spec: ModelSpec, npz: Path | None = None, directory: Path | None = None,
+                     input_range: tuple[float, float] | None = None) -> ModelSpec:
+    """The spec with calibration data from an .npz (keys = input names) or a folder of images.
+
+    ``input_range``: the (low, high) an image folder is mapped to (default: the image
+    input's declared range, else [-1, 1]; a TF-Hub model in 0..255 wants ``(0, 255)``).
+    What was read is recorded in ``extra``: its source, the number of samples and a
+    sha256 of the arrays, so the manifest says exactly what int8 was calibrated on.
+    """
     if npz is None and directory is None:
         return spec
     if npz is not None and directory is not None:
         raise InvalidInputError("pass either --calibration-npz or --calibration-dir, not both")
-    arrays = _read_npz(spec, Path(npz)) if npz is not None else _read_images(spec, Path(directory))
+    if input_range is not None and directory is None:
+        raise InvalidInputError("--input-range maps the images of --calibration-dir; an .npz is used as it is")
+    arrays = _read_npz(spec, Path(npz)) if npz is not None else _read_images(spec, Path(directory), input_range)
 
     def calibration_inputs(n: int, signature: str = "serving_default"):
         sig = spec.signature(signature)
@@ -222,8 +231,26 @@ def with_calibration(spec: ModelSpec, npz: Path | None = None, directory: Path |
             raise InvalidInputError(f"the calibration data has no {missing} for signature '{signature}'")
         return {t.name: arrays[t.name][:n] for t in sig.inputs}
 
-    return dataclasses.replace(spec, calibration_inputs=calibration_inputs,
-                               extra={**spec.extra, "calibration": str(npz or directory)})
+    recorded = {"calibration": str(npz or directory), "calibration_available": _count(arrays),
+                "calibration_sha256": _arrays_sha256(arrays)}
+    if input_range is not None:
+        recorded["calibration_input_range"] = list(input_range)
+    return dataclasses.replace(spec, calibration_inputs=calibration_inputs, extra={**spec.extra, **recorded})
+
+
+def _count(arrays: dict[str, np.ndarray]) -> int:
+    return min(len(a) for a in arrays.values())
+
+
+def _arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{a.dtype}\0{a.shape}\n".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 def _read_npz(spec: ModelSpec, path: Path) -> dict[str, np.ndarray]:
@@ -258,7 +285,7 @@ def _read_npz(spec: ModelSpec, path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _read_images(spec: ModelSpec, folder: Path) -> dict[str, np.ndarray]:
+def _read_images(spec: ModelSpec, folder: Path, input_range=None) -> dict[str, np.ndarray]:
     from genimg_edge.images import ImageError, load_image
     from genimg_export.zoo import data
 
@@ -281,4 +308,6 @@ def _read_images(spec: ModelSpec, folder: Path) -> dict[str, np.ndarray]:
         batch = [data.resize(load_image(p, channels=t.shape[2])[None], h, w)[0] for p in paths]
     except ImageError as e:
         raise InvalidInputError(f"calibration image: {e}") from e
-    return {t.name: np.stack(batch).astype(t.dtype)}
+    lo, hi = input_range or t.value_range or (-1.0, 1.0)
+    images = lo + (np.stack(batch) + 1.0) / 2.0 * (hi - lo)  # load_image gives [-1, 1]
+    return {t.name: images.astype(t.dtype)}
