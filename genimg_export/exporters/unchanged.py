@@ -16,8 +16,9 @@ from genimg_export.artifacts import manifest
 from genimg_export.artifacts.formats import get
 from genimg_export.zoo.spec import ModelSpec
 
-# What a default export records by itself, not set by the user.
-RECORDED = {"version", "served_as", "hosts"}
+# What a default export records by itself, not set by the user (custom_objects: how to load
+# the source, not an option of the export).
+RECORDED = {"version", "served_as", "hosts", "compute_dtype", "custom_objects"}
 
 
 def same_as_latest(spec: ModelSpec, model, out: Path, fmt: str, variant: str, options: dict) -> str | None:
