@@ -243,11 +243,12 @@ def _parse_range(text: str) -> tuple[float, float]:
 
 def _warn_if_few_calibration_samples(spec, pairs) -> None:
     """Full-integer ranges from fewer than the advised samples can be wrong (DESIGN.md): say so."""
+    from genimg_export.cli import noise
     from genimg_export.exporters.tflite import MIN_CALIBRATION
 
     available = spec.extra.get("calibration_available")
     calibrated = any(FORMATS[fmt].variant(v).calibrated for fmt, v in pairs)
-    if calibrated and available is not None and available < MIN_CALIBRATION:
+    if calibrated and available is not None and available < MIN_CALIBRATION and not noise.quiet():
         typer.secho(f"warning: {available} calibration samples in {spec.extra['calibration']}; {MIN_CALIBRATION}+"
                     " are advised for int8 (fewer can give poor ranges)", err=True, fg=typer.colors.YELLOW)
 
