@@ -166,3 +166,15 @@ def command(*args, **kwargs):
         return fn
 
     return decorate
+
+
+def parse_range(text: str, flag: str = "--input-range") -> tuple[float, float]:
+    """``"0,255"`` -> (0.0, 255.0): the LOW,HIGH value of a range option, one clear line otherwise."""
+    from genimg_export.errors import InvalidInputError
+
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInputError(f"{flag} must be LOW,HIGH (e.g. -1,1 or 0,255), got '{text}'") from None
+    return lo, hi
+

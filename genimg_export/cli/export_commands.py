@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from genimg_export.artifacts.formats import DEFAULT_OPSET, FORMATS, OPSETS, format_variants, opt_in_variants
-from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, app, command  # noqa: F401
+from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, app, command, parse_range  # noqa: F401
 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Export directory (created if missing).")]
 VersionOpt = Annotated[
@@ -232,10 +232,9 @@ def _fixed_why(a) -> str:
 
 
 def _parse_range(text: str) -> tuple[float, float]:
-    from genimg_export.cli.parity_commands import _range
     from genimg_export.errors import InvalidInputError
 
-    lo, hi = _range(text)
+    lo, hi = parse_range(text)
     if not lo < hi:
         raise InvalidInputError(f"--input-range must be LOW,HIGH with LOW < HIGH (e.g. 0,255), got '{text}'")
     return lo, hi

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, command, renamed
+from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, command, parse_range, renamed
 
 BACKEND_NAMES = "keras, saved_model, tflite, onnx, grpc, rest"  # runners.BACKENDS, without importing it
 
@@ -85,7 +85,7 @@ def parity(
     with spinner(f"parity {model}") as progress:
         result = run_parity(
             model, out, _split(backends), samples=samples, seed=seed, npz=npz,
-            input_range=_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
+            input_range=parse_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
             servers={"grpc": grpc_target, "rest": rest_target, "v2": v2_target}, tolerances=overrides,
             output_ranges=_output_ranges(output_range), progress=progress,
         )
@@ -120,21 +120,11 @@ def _output_ranges(items: list[str] | None) -> dict[str, tuple[float, float]]:
     ranges = {}
     for item in items or []:
         name, _, text = item.rpartition("=")
-        lo, hi = _range(text, "--output-range")
+        lo, hi = parse_range(text, "--output-range")
         if not lo < hi:
             raise InvalidInputError(f"--output-range {item}: LO must be below HI (e.g. image=0,255)")
         ranges[name or "*"] = (lo, hi)
     return ranges
-
-
-def _range(text: str, flag: str = "--input-range") -> tuple[float, float]:
-    from genimg_export.errors import InvalidInputError
-
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InvalidInputError(f"{flag} must be LOW,HIGH (e.g. -1,1 or 0,255), got '{text}'") from None
-    return lo, hi
 
 
 NARROW_DROPS = ("shape", "mean abs", "outside")  # --wide shows them

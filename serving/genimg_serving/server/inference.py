@@ -126,23 +126,22 @@ def _spec(out, servable, sig_name: str) -> None:
 
 
 def classify(manager, request) -> classification_pb2.ClassificationResponse:
-    servable = resolve(manager, request.model_spec)
-    name, sig = _signature(servable, request.model_spec, CLASSIFY, "classification")
-    _check_classify(sig)
-    examples = serialized_examples(request.input)
-    response = classification_pb2.ClassificationResponse()
-    _classification_result(_run(servable, name, examples), len(examples), response.result)
-    _spec(response.model_spec, servable, name)
-    return response
+    return _single(manager, request, CLASSIFY, "classification", _check_classify, _classification_result,
+                   classification_pb2.ClassificationResponse())
 
 
 def regress(manager, request) -> regression_pb2.RegressionResponse:
+    return _single(manager, request, REGRESS, "regression", _check_regress, _regression_result,
+                   regression_pb2.RegressionResponse())
+
+
+def _single(manager, request, method, kind, check, fill, response):
+    """One Classify or Regress call: resolve the signature, check it, run the Examples, fill ``response``."""
     servable = resolve(manager, request.model_spec)
-    name, sig = _signature(servable, request.model_spec, REGRESS, "regression")
-    _check_regress(sig)
+    name, sig = _signature(servable, request.model_spec, method, kind)
+    check(sig)
     examples = serialized_examples(request.input)
-    response = regression_pb2.RegressionResponse()
-    _regression_result(_run(servable, name, examples), len(examples), response.result)
+    fill(_run(servable, name, examples), len(examples), response.result)
     _spec(response.model_spec, servable, name)
     return response
 
