@@ -1,4 +1,5 @@
-"""Helpers for the serving tests: where TF Serving's test models are, tiny SavedModels, servers.
+"""Helpers for the serving tests: tiny SavedModels and servers (TF Serving's own test
+models and their twins are in ``tfserving_twins``).
 
 (A harness module, not conftest: ``from conftest import`` is ambiguous when
 pytest collects tests/ and serving/tests/ in one run.)
@@ -8,19 +9,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-# CI clones the shared folder beside the repository: <repo>/../shared.
-TESTDATA = REPO.parent / "shared" / "tfserving-testdata"
-HALF_PLUS_TWO = TESTDATA / "saved_model_half_plus_two_cpu"
-TWO_VERSIONS = TESTDATA / "saved_model_half_plus_two_2_versions"
-
-needs_testdata = pytest.mark.skipif(
-    not HALF_PLUS_TWO.is_dir(),
-    reason=f"TF Serving's test models are not at {TESTDATA} (clone shared/ beside the repo)",
-)
 
 
 def write_affine(path: Path, scale: float, offset: float, channels: int = 3) -> Path:
