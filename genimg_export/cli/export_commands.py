@@ -156,18 +156,19 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
         chosen = _saved_model_pairs(saved_model_variants)
         pairs = [p for p in pairs if p[0] != _SM.name]
         pairs[0:0] = chosen  # SavedModels first: TFLite and ONNX convert from the float32 one
-    _export(model, out, pairs, weights, allow_unsafe, custom_objects=custom_objects,
+    spec = _export(model, out, pairs, weights, allow_unsafe, custom_objects=custom_objects,
             calibration=(calibration_npz, calibration_dir, input_range), table=True, version=version, opset=opset,
             int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch,
             xla=xla or None)
     from genimg_export.cli.triton_commands import after_all
 
-    after_all(model, out, allow_unsafe)  # the Triton repository over the ONNX files just written
+    after_all(spec, out)  # the Triton repository over the ONNX files just written
 
 
 def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None, None),
-            strict: bool = False, table: bool = False, custom_objects=None, **options) -> None:
-    """Load the model, export ``pairs`` with a progress line, print results, fail if any failed.
+            strict: bool = False, table: bool = False, custom_objects=None, **options):
+    """Load the model, export ``pairs`` with a progress line, print results, fail if any failed;
+    return the spec (so ``all`` need not read the model again for its Triton step).
 
     ``options`` are those the user set (None: not set); each row gets the ones it takes.
     """
@@ -211,6 +212,7 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
     failed = [o for o in outcomes if o.error]
     if failed:
         raise ExportError(f"{len(failed)} of {len(outcomes)} exports failed: " + "; ".join(o.error for o in failed))
+    return spec
 
 
 def _parse_size(text: str) -> tuple[int, int]:

@@ -40,11 +40,9 @@ def triton_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = 1) -> None:
     _print(written)
 
 
-def after_all(model: str, out: Path, allow_unsafe: bool = False) -> None:
+def after_all(spec, out: Path) -> None:
     """``all``'s last step: the Triton repository when ONNX files were written (one line each)."""
-    from genimg_export.zoo import loading
-
-    _print(write_repository(loading.get_spec(model, allow_unsafe), out))
+    _print(write_repository(spec, out))
 
 
 def _print(written) -> None:
