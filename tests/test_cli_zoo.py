@@ -85,6 +85,15 @@ def test_train_writes_model_and_card_deterministically(cli, tmp_path):
     assert sorted(os.listdir(tmp_path / "a")) == ["checkpoints", "logs", "vae.card.json", "vae.keras"]
 
 
+def test_train_progress_follows_quiet(cli, tmp_path):
+    loud = cli("train", "--model", "vae", "--steps", "2", "--out", tmp_path / "loud")
+    quiet = cli("--quiet", "train", "--model", "vae", "--steps", "2", "--out", tmp_path / "quiet")
+    assert loud.exit_code == 0 and quiet.exit_code == 0, loud.output + quiet.output
+    assert "train vae 2/2" in loud.output  # the plain progress line of a non-terminal run
+    assert "train vae" not in quiet.output
+    assert "evaluation:" in quiet.output  # the result is still printed
+
+
 def test_generate_grid_and_folder_with_labels(cli, untrained, tmp_path):
     out = tmp_path / "grid.png"
     result = cli("generate", "--model", "cgan", "--weights", untrained["cgan"], "--class-id", "7",

@@ -85,6 +85,7 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from genimg_export import train as training
+    from genimg_export.cli import noise
     from genimg_export.zoo import registry
 
     spec = registry.get(model)
@@ -108,10 +109,11 @@ def train(
 
             raise InvalidInputError(f"--style applies to the 'style' model only, not '{spec.name}'")
         options["style"] = style
-    with Progress(*columns, transient=False) as bar:
+    quiet = noise.quiet()
+    with Progress(*columns, transient=False, disable=quiet) as bar:
         task = bar.add_task("train", total=steps, loss="", rate="")
 
-        plain = not bar.console.is_terminal  # logs (CI, nohup): a line every 5%
+        plain = not quiet and not bar.console.is_terminal  # logs (CI, nohup): a line every 5%
 
         def progress(step, losses):
             if step % 10 == 0 or step == steps:
