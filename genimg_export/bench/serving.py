@@ -11,12 +11,21 @@ figure compares calls made under the same machine load. A second local server
 with server-side batching (the export's ``batching_parameters.txt``) is then
 measured at C, alternating with the first, for the batching speedup.
 
+For a local server each level also reports the server's CPU time per request:
+the child's user+sys time from ``/proc/<pid>/stat`` over exactly the measured
+requests (warm-ups and channel set-up left out), divided by their number. The
+clients share the machine's cores with the server, so throughput alone hides
+what batching saves; the server's CPU does not.
+
 Run as ``python -m genimg_export.bench.serving BASE_PATH NAME THREADS BATCHING_FILE|""`` it is
-that child: it prints ``port N`` once serving and stops when stdin closes.
+that child: it prints ``port N`` once serving, answers each ``counters`` line on
+stdin with one ``counters {json}`` line (batches and rows run by its batcher,
+its own ``process_time``), and stops when stdin closes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -57,7 +66,8 @@ def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: in
     try:
         with open_runner("grpc", target, spec, signature) as runner:
             outputs = runner.run(inputs)
-        levels = [measure_level(spec, signature, target, inputs, runs, c, in_process if c == 1 else None)
+        probe = server.snapshot if server else None
+        levels = [measure_level(spec, signature, target, inputs, runs, c, in_process if c == 1 else None, probe)
                   for c in sorted({1, concurrency})]
         batching = {"compared": False, "note": "measured only on the local server, not with --grpc-target"}
         parameters = Path(batching_parameters or server.base_path.parent / BATCHING_FILE) if server else None
@@ -65,7 +75,8 @@ def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: in
             batching["note"] = f"no {parameters} to batch with (pass --batching-parameters-file FILE)"
         elif parameters is not None:
             batched = LocalServer(server.base_path, spec.name, threads, batching=parameters)
-            batching = compare_batching(spec, signature, (target, batched.start()), inputs, runs, concurrency)
+            batched.start()
+            batching = compare_batching(spec, signature, (server, batched), inputs, runs, concurrency)
             batching["parameters_file"] = str(parameters)
     finally:
         for s in (server, batched):
@@ -85,16 +96,19 @@ def serving_bench(spec, signature: str, inputs: dict, runs: int, concurrency: in
     return section, outputs
 
 
-def compare_batching(spec, signature: str, targets: tuple[str, str], inputs: dict, runs: int,
+def compare_batching(spec, signature: str, servers: tuple[LocalServer, LocalServer], inputs: dict, runs: int,
                      concurrency: int) -> dict:
-    """Requests/s at ``concurrency`` without and with server-side batching (``targets``:
-    the two servers), alternated ``BATCHING_ROUNDS`` times so both see the same machine
-    load; the speedup is the ratio of the medians."""
+    """Requests/s and server CPU per request at ``concurrency`` without and with server-side
+    batching (``servers``: the two, started), alternated ``BATCHING_ROUNDS`` times so both
+    see the same machine load; the speedup and the CPU ratio are ratios of the medians."""
     off, on = [], []
     for _ in range(BATCHING_ROUNDS):
-        for target, into in zip(targets, (off, on)):
-            into.append(measure_level(spec, signature, target, inputs, runs, concurrency))
+        for server, into in zip(servers, (off, on)):
+            into.append(measure_level(spec, signature, server.target, inputs, runs, concurrency,
+                                      probe=server.snapshot))
     rates = {name: [lv["requests_per_s"] for lv in levels] for name, levels in (("off", off), ("on", on))}
+    cpu = {name: [lv["server_cpu_ms_per_request"] for lv in levels] for name, levels in (("off", off), ("on", on))}
+    measured = None not in cpu["off"] + cpu["on"]
     return {
         "compared": True,
         "concurrency": concurrency,
@@ -104,15 +118,23 @@ def compare_batching(spec, signature: str, targets: tuple[str, str], inputs: dic
         "p50_ms_off": statistics.median(lv["p50_ms"] for lv in off),
         "p50_ms_on": statistics.median(lv["p50_ms"] for lv in on),
         "speedup": round(statistics.median(rates["on"]) / statistics.median(rates["off"]), 3),
+        "server_cpu_ms_per_request_off": cpu["off"],
+        "server_cpu_ms_per_request_on": cpu["on"],
+        # how many times less server CPU a request costs batched (> 1: batching saves CPU)
+        "server_cpu_ratio": round(statistics.median(cpu["off"]) / statistics.median(cpu["on"]), 3)
+        if measured else None,
+        "mean_batch_size_on": [lv.get("server_mean_batch_size") for lv in on],
     }
 
 
 def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, concurrency: int,
-                  alongside=None) -> dict:
+                  alongside=None, probe=None) -> dict:
     """``concurrency`` client threads, each sending ``runs`` requests after a warm-up.
 
     ``alongside`` (concurrency 1 only) is called and timed before each request;
-    its p50 is returned as ``in_process_p50_ms``.
+    its p50 is returned as ``in_process_p50_ms``. ``probe`` (e.g. ``LocalServer.snapshot``)
+    is called once every client has warmed up, before any measured request is sent,
+    and again after the last reply: ``server_figures`` of the two are added.
     """
     if alongside is not None and concurrency != 1:
         raise ValueError("alongside calls are for concurrency 1")
@@ -122,7 +144,9 @@ def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, co
     latencies: list[list[float]] = [[] for _ in runners]
     beside: list[float] = []
     errors: list[BaseException] = []
-    barrier = threading.Barrier(concurrency + 1)
+    snapshots: list[dict] = []
+    # the barrier's action runs once all clients have warmed up and before any is released
+    barrier = threading.Barrier(concurrency + 1, action=(lambda: snapshots.append(probe())) if probe else None)
 
     def client(i: int) -> None:
         try:
@@ -154,6 +178,8 @@ def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, co
     for w in workers:
         w.join()
     wall = time.perf_counter() - start - sum(beside)
+    if probe is not None:
+        snapshots.append(probe())
     for r in runners:
         r.close()
     if errors:
@@ -171,7 +197,22 @@ def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, co
     }
     if beside:
         level["in_process_p50_ms"] = round(statistics.median(beside) * 1e3, 3)
+    if probe is not None:
+        level.update(server_figures(*snapshots, len(flat)))
     return level
+
+
+def server_figures(before: dict, after: dict, requests: int) -> dict:
+    """The server's CPU ms per request between two ``LocalServer.snapshot``s, and, with
+    batching on, the batches it ran and their mean size (rows per batch)."""
+    figures = {"server_cpu_ms_per_request": None}
+    if before["cpu_s"] is not None and after["cpu_s"] is not None:
+        figures["server_cpu_ms_per_request"] = round((after["cpu_s"] - before["cpu_s"]) * 1e3 / requests, 4)
+    if after["batches"] is not None:
+        batches, rows = after["batches"] - before["batches"], after["rows"] - before["rows"]
+        figures["server_batches"] = batches
+        figures["server_mean_batch_size"] = round(rows / batches, 3) if batches else None
+    return figures
 
 
 def _base_path(spec, artifacts: Path | None) -> Path:
@@ -196,6 +237,7 @@ class LocalServer:
         self.args = [sys.executable, "-m", "genimg_export.bench.serving", str(base_path), name, str(threads or 0),
                      str(batching or "")]
         self.proc: subprocess.Popen | None = None
+        self.target: str | None = None
 
     def start(self) -> str:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -207,7 +249,20 @@ class LocalServer:
             raise GenimgError(
                 f"the local server did not start: {line.strip() or err.strip().splitlines()[-1:] or 'no output'}"
             )
-        return f"127.0.0.1:{line.split()[1]}"
+        self.target = f"127.0.0.1:{line.split()[1]}"
+        return self.target
+
+    def snapshot(self) -> dict:
+        """The child's cumulative figures: ``cpu_s``, user+sys seconds of all its threads from
+        ``/proc/<pid>/stat`` (None off Linux); from its own counters ``batches``, ``rows``,
+        ``padding_rows`` (None when batching is off) and ``own_cpu_s``, its ``process_time``
+        (the same quantity measured inside the child, finer than /proc's clock ticks)."""
+        self.proc.stdin.write("counters\n")
+        self.proc.stdin.flush()
+        line = _read_line(self.proc.stdout, 30.0)
+        if not line.startswith("counters "):
+            raise GenimgError(f"the local server did not answer 'counters': {line.strip() or 'no output'}")
+        return {**json.loads(line[len("counters "):]), "cpu_s": _proc_cpu_seconds(self.proc.pid)}
 
     def stop(self) -> str:
         """Stop the child; returns what it wrote to stderr."""
@@ -231,6 +286,24 @@ def _read_line(stream, timeout: float) -> str:
     return box[0] if box else ""
 
 
+def _proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` (all threads, exited ones included), or None without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3, utime 14, stime 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _counters(server) -> dict:
+    """What the child reports on a ``counters`` line."""
+    batcher = server.manager.batcher
+    counts = list(batcher.processed().values()) if batcher is not None else None
+    totals = [sum(c[i] for c in counts) for i in range(3)] if counts is not None else [None] * 3
+    return {"batches": totals[0], "rows": totals[1], "padding_rows": totals[2], "own_cpu_s": time.process_time()}
+
+
 def _child(base_path: str, name: str, threads: int, batching: str) -> None:
     import tensorflow as tf
 
@@ -243,7 +316,9 @@ def _child(base_path: str, name: str, threads: int, batching: str) -> None:
     server = ModelServer(single_model(name, Path(base_path)), grpc_port=0, rest_port=None, poll_seconds=0,
                          batching=read_batching_parameters(Path(batching)) if batching else None).start()
     print(f"port {server.grpc_port}", flush=True)
-    sys.stdin.read()  # serve until the parent closes stdin
+    for line in iter(sys.stdin.readline, ""):  # serve until the parent closes stdin
+        if line.strip() == "counters":
+            print(f"counters {json.dumps(_counters(server))}", flush=True)
     server.stop(grace=1.0)
 
 

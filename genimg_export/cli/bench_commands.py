@@ -144,6 +144,12 @@ def _print(result, wide: bool = False) -> None:
                           f" {statistics.median(batching['requests_per_s_off']):.1f} requests/s unbatched,"
                           f" x{batching['speedup']:.2f} (median of {batching['rounds']} alternated rounds);"
                           f" p50 {batching['p50_ms_on']:.1f} vs {batching['p50_ms_off']:.1f} ms")
+            if batching.get("server_cpu_ratio") is not None:
+                sizes = [s for s in batching["mean_batch_size_on"] if s is not None]
+                on, off = (statistics.median(batching[f"server_cpu_ms_per_request_{k}"]) for k in ("on", "off"))
+                console.print(f"server CPU per request: {on:.2f} ms batched vs {off:.2f}"
+                              f" ms unbatched, x{batching['server_cpu_ratio']:.2f} less"
+                              + (f"; mean batch {statistics.median(sizes):.1f} requests" if sizes else ""))
         else:
             console.print(f"[yellow]note:[/] batching not compared: {batching['note']}")
     for note in result.notes:
