@@ -30,6 +30,7 @@ import numpy as np
 
 from genimg_export.artifacts.formats import find_variant, runner_options, served_variant
 from genimg_export.artifacts.target import Target
+from genimg_export.bench import xnnpack
 from genimg_export.bench.peak import FLOPS_METHOD, Peak, count_flops, machine, measure_peak, peak_rss_mb, reset_peak_rss
 from genimg_export.errors import InvalidInputError, NotFoundError, first_line
 from genimg_export.parity import metrics
@@ -153,6 +154,7 @@ def run_bench(
     for i, t in enumerate(targets, 1):
         progress(f"timing {t.backend} {t.variant or ''} ({i}/{len(targets)})")
         rows.append(bench_target(spec, t, inputs, size, runs, threads, keras_model, reference, flops, peak))
+    notes += xnnpack.notes(targets)  # what runs outside XNNPACK often explains a slow TFLite row
     progress("measuring the peak again")
     peak = peak.best(measure_peak(threads))  # the load on a shared machine changes: keep the best of two
     for row in rows:
