@@ -8,6 +8,9 @@ Example entry (abridged)::
                     "shape": [null, null, null, 3], ...}], "outputs": [...]}},
      "value_range": [-1.0, 1.0], "fixed_size": null, "source_sha256": "9c1e...",
      "tool_versions": {...}, "seconds": 8.5, "options": {"int8_io": false, ...}}
+
+An output's ``value_range`` is the one its model declares, or for a user's model that declares
+none (a SavedModel in 0..255) the one given to ``export --output-range``; parity reads it back.
 """
 
 from __future__ import annotations

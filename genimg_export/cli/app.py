@@ -178,3 +178,20 @@ def parse_range(text: str, flag: str = "--input-range") -> tuple[float, float]:
         raise InvalidInputError(f"{flag} must be LOW,HIGH (e.g. -1,1 or 0,255), got '{text}'") from None
     return lo, hi
 
+
+def parse_output_ranges(items: list[str] | None) -> dict[str, tuple[float, float]]:
+    """``--output-range [NAME=]LOW,HIGH`` options -> {name: (low, high)}; "*" (no NAME): every image output.
+
+    >>> parse_output_ranges(["0,255", "mask=0,1"])
+    {'*': (0.0, 255.0), 'mask': (0.0, 1.0)}
+    """
+    from genimg_export.errors import InvalidInputError
+
+    ranges = {}
+    for item in items or []:
+        name, _, text = item.rpartition("=")
+        lo, hi = parse_range(text, "--output-range")
+        if not lo < hi:
+            raise InvalidInputError(f"--output-range {item}: LO must be below HI (e.g. image=0,255)")
+        ranges[name or "*"] = (lo, hi)
+    return ranges

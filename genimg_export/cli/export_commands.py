@@ -41,6 +41,13 @@ InputRangeOpt = Annotated[
                  " (e.g. 0,255 for a TF-Hub model); images are mapped to it (default: the input's declared"
                  " range, else -1,1)."),
 ]
+OutputRangeOpt = Annotated[
+    list[str] | None,
+    typer.Option(metavar="[NAME=]LOW,HIGH",
+                 help="Your model's output value range where it declares none (a TF-Hub-style SavedModel: 0,255):"
+                 " LOW,HIGH for every such image output, or NAME=LOW,HIGH. Recorded in the manifest and the files'"
+                 " metadata; parity then judges the images over it. Repeatable."),
+]
 InputSizeOpt = Annotated[
     str | None,
     typer.Option(metavar="HxW", help="H x W of files that cannot take dynamic sizes (default: the model's own)."),
@@ -89,13 +96,13 @@ def _variants(fmt: str, quantize: Enum) -> list[tuple[str, str]]:
 def saved_model_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, weights: WeightsOpt = None,
                     allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None,
                     precision: PrecisionOpt = SM_DEFAULT, xla: XlaOpt = False,
-                    custom_objects: CustomObjectsOpt = None) -> None:
+                    custom_objects: CustomObjectsOpt = None, output_range: OutputRangeOpt = None) -> None:
     """SavedModel for TF Serving: OUT/serving/NAME/VERSION/ plus models.config etc.
 
     Example: `genimg-export saved-model --model srgan --out out/ --version 2`
     """
     _export(model, out, _saved_model_pairs(precision.value), weights, allow_unsafe, custom_objects=custom_objects,
-            version=version,
+            output_range=output_range, version=version,
             input_size=input_size, batch=batch, xla=xla or None)
 
 
@@ -114,14 +121,15 @@ def tflite_cmd(model: ModelOpt, out: OutOpt,
                calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None, input_range: InputRangeOpt = None,
                weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None,
                batch: BatchOpt = None,
-               custom_objects: CustomObjectsOpt = None) -> None:
+               custom_objects: CustomObjectsOpt = None, output_range: OutputRangeOpt = None) -> None:
     """TFLite (LiteRT) files: OUT/tflite/NAME.VARIANT.tflite, one per variant.
 
     Example: `genimg-export tflite --model srgan --out out/ --quantize int8 --int8-io`
     """
     _export(model, out, _variants("tflite", quantize), weights, allow_unsafe, custom_objects=custom_objects,
-            calibration=(calibration_npz, calibration_dir, input_range), strict=quantize.value != ALL,
-            int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
+            output_range=output_range, calibration=(calibration_npz, calibration_dir, input_range),
+            strict=quantize.value != ALL, int8_io=int8_io or None,
+            calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
 
 @command("onnx")
@@ -130,14 +138,16 @@ def onnx_cmd(model: ModelOpt, out: OutOpt, opset: OpsetOpt = None,
              calibration_samples: SamplesOpt = None, calibration_npz: NpzOpt = None, calibration_dir: CalDirOpt = None,
              input_range: InputRangeOpt = None,
              weights: WeightsOpt = None, allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None,
-             batch: BatchOpt = None, custom_objects: CustomObjectsOpt = None) -> None:
+             batch: BatchOpt = None, custom_objects: CustomObjectsOpt = None,
+             output_range: OutputRangeOpt = None) -> None:
     """ONNX files for onnxruntime: OUT/onnx/NAME.onnx and NAME.int8.onnx (one per signature).
 
     Example: `genimg-export onnx --model srgan --out out/ --opset 17`
     """
     _export(model, out, _variants("onnx", quantize), weights, allow_unsafe, custom_objects=custom_objects,
-            calibration=(calibration_npz, calibration_dir, input_range), strict=quantize.value != ALL,
-            opset=opset, calibration_samples=calibration_samples, input_size=input_size, batch=batch)
+            output_range=output_range, calibration=(calibration_npz, calibration_dir, input_range),
+            strict=quantize.value != ALL, opset=opset,
+            calibration_samples=calibration_samples, input_size=input_size, batch=batch)
 
 
 @command("all")
@@ -146,7 +156,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
             calibration_dir: CalDirOpt = None, input_range: InputRangeOpt = None, weights: WeightsOpt = None,
             allow_unsafe: UnsafeOpt = False, input_size: InputSizeOpt = None, batch: BatchOpt = None,
             saved_model_variants: SmVariantsOpt = None,
-            xla: XlaOpt = False, custom_objects: CustomObjectsOpt = None) -> None:
+            xla: XlaOpt = False, custom_objects: CustomObjectsOpt = None, output_range: OutputRangeOpt = None) -> None:
     """Every format and variant, then a ✓/✗ table; exits 3 if any artifact failed.
 
     Example: `genimg-export all --model srgan --out out/ --saved-model-variants fp32,bf16`
@@ -156,7 +166,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
         chosen = _saved_model_pairs(saved_model_variants)
         pairs = [p for p in pairs if p[0] != _SM.name]
         pairs[0:0] = chosen  # SavedModels first: TFLite and ONNX convert from the float32 one
-    spec = _export(model, out, pairs, weights, allow_unsafe, custom_objects=custom_objects,
+    spec = _export(model, out, pairs, weights, allow_unsafe, custom_objects=custom_objects, output_range=output_range,
             calibration=(calibration_npz, calibration_dir, input_range), table=True, version=version, opset=opset,
             int8_io=int8_io or None, calibration_samples=calibration_samples, input_size=input_size, batch=batch,
             xla=xla or None)
@@ -166,7 +176,7 @@ def all_cmd(model: ModelOpt, out: OutOpt, version: VersionOpt = None, opset: Ops
 
 
 def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(None, None, None),
-            strict: bool = False, table: bool = False, custom_objects=None, **options):
+            strict: bool = False, table: bool = False, custom_objects=None, output_range=None, **options):
     """Load the model, export ``pairs`` with a progress line, print results, fail if any failed;
     return the spec (so ``all`` need not read the model again for its Triton step).
 
@@ -178,6 +188,7 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
     from rich.console import Console
 
     from genimg_export.cli import noise
+    from genimg_export.cli.app import parse_output_ranges
     from genimg_export.errors import ExportError
     from genimg_export.exporters import pipeline, run_all
     from genimg_export.exporters.saved_model import check_new_version
@@ -190,7 +201,9 @@ def _export(model: str, out: Path, pairs, weights, allow_unsafe, calibration=(No
         options["input_size"] = _parse_size(options["input_size"])
     npz, folder, input_range = calibration
     input_range = _parse_range(input_range) if input_range is not None else None
+    output_range = parse_output_ranges(output_range)
     spec = user.with_calibration(loading.get_spec(model, allow_unsafe, custom_objects), npz, folder, input_range)
+    spec = user.with_output_range(spec, output_range)  # on the outputs: the manifest and metadata carry it
     _warn_if_few_calibration_samples(spec, pairs)
     check_out_dir(out)  # after the name is known good: an unknown model creates no folder
     pipeline.check_request(spec, pairs, options, strict)

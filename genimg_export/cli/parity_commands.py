@@ -63,6 +63,7 @@ def parity(
 
     Example: `genimg-export parity --model srgan --out out/ --report parity.png`
     """
+    from genimg_export.cli.app import parse_output_ranges
     from genimg_export.cli.noise import spinner
     from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.errors import CheckFailed
@@ -87,7 +88,7 @@ def parity(
             model, out, _split(backends), samples=samples, seed=seed, npz=npz,
             input_range=parse_range(input_range), threads=threads, weights=weights, allow_unsafe=allow_unsafe,
             servers={"grpc": grpc_target, "rest": rest_target, "v2": v2_target}, tolerances=overrides,
-            output_ranges=_output_ranges(output_range), progress=progress,
+            output_ranges=parse_output_ranges(output_range), progress=progress,
         )
     _print(result, wide)
     if json_out is not None:
@@ -112,19 +113,6 @@ def _tolerances(items: list[str] | None) -> dict[str, dict]:
     from genimg_export.parity.metrics import parse_tolerances
 
     return parse_tolerances(items, [f"{b}/{v}" for b, v in default_tolerances()])
-
-
-def _output_ranges(items: list[str] | None) -> dict[str, tuple[float, float]]:
-    from genimg_export.errors import InvalidInputError
-
-    ranges = {}
-    for item in items or []:
-        name, _, text = item.rpartition("=")
-        lo, hi = parse_range(text, "--output-range")
-        if not lo < hi:
-            raise InvalidInputError(f"--output-range {item}: LO must be below HI (e.g. image=0,255)")
-        ranges[name or "*"] = (lo, hi)
-    return ranges
 
 
 NARROW_DROPS = ("shape", "mean abs", "outside")  # --wide shows them

@@ -89,8 +89,10 @@ class Threshold:
     """The rule one output was judged by; written into every ``--json`` row.
 
     ``rule`` is "image" for image outputs (H x W x 1|3): max abs, PSNR and SSIM
-    over ``data_range``, the width of the declared value range (else of the
-    reference's values, ``range_from`` says which); a spec's ``max_abs`` is per
+    over ``data_range``, the width of the output's value range (else of the
+    reference's values); ``range_from`` says which: "declared by the model",
+    "recorded at export" (``export --output-range``), "--output-range" (given to
+    parity) or "reference spread". A spec's ``max_abs`` is per
     [-1, 1] (DESIGN.md) and scales with the range. It is "abs_rel" for every
     other output (scores, masks of another shape, latents, vectors):
     ``max |out - ref| <= atol + rtol * max |ref|``, where a PSNR floor p gives
@@ -127,7 +129,8 @@ class Threshold:
             reasons.append(f"max abs {cmp.max_abs:.3g} > {self.max_abs:.3g}")
         if self.min_psnr_db is not None and not cmp.psnr_db >= self.min_psnr_db:
             reasons.append(
-                f"PSNR {cmp.psnr_db:.1f} dB < {self.min_psnr_db:g} dB (over a range of {self.data_range:.4g})")
+                f"PSNR {cmp.psnr_db:.1f} dB < {self.min_psnr_db:g} dB (over a range of {self.data_range:.4g},"
+                f" {self.range_from})")
         if self.min_ssim is not None and (cmp.ssim is None or not cmp.ssim >= self.min_ssim):
             reasons.append(f"SSIM {cmp.ssim} < {self.min_ssim:g}")
         return reasons
@@ -139,9 +142,11 @@ class Threshold:
 TOLERANCE_KEYS = {"max_abs": "max_abs", "psnr": "min_psnr_db", "ssim": "min_ssim", "atol": "atol", "rtol": "rtol"}
 
 
-def threshold_for(tensor, tol, override: dict | None, reference: np.ndarray) -> Threshold | None:
+def threshold_for(tensor, tol, override: dict | None, reference: np.ndarray,
+                  range_from: str | None = None) -> Threshold | None:
     """The threshold of one output: ``override`` (parsed ``--tolerance`` values) if
-    given, else the spec's Tolerance ``tol``; None when there is neither."""
+    given, else the spec's Tolerance ``tol``; None when there is neither. ``range_from``
+    says where ``tensor.value_range`` came from (default: declared by the model)."""
     if override is None and tol is None:
         return None
     bounds = dict(override) if override is not None else {
@@ -152,7 +157,8 @@ def threshold_for(tensor, tol, override: dict | None, reference: np.ndarray) -> 
         max_abs = bounds.get("max_abs")
         if max_abs is not None and override is None:
             max_abs *= data_range / 2.0  # the house max_abs is per [-1, 1]
-        return Threshold("image", source, data_range, "declared" if tensor.value_range else "reference spread",
+        came_from = (range_from or "declared by the model") if tensor.value_range else "reference spread"
+        return Threshold("image", source, data_range, came_from,
                          max_abs, bounds.get("min_psnr_db"), bounds.get("min_ssim"))
     base = bounds.get("max_abs")
     if base is None and bounds.get("min_psnr_db") is not None:

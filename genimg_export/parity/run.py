@@ -110,6 +110,8 @@ def run_parity(
         tolerances: overrides by label (``metrics.parse_tolerances`` of ``--tolerance``).
         output_ranges: value ranges of outputs the model does not declare (a SavedModel's),
             by output name, "*" for every image output; images are then compared over them.
+            They win over a range declared by the model and one recorded at export
+            (``export --output-range``, read from the manifest of ``artifacts``).
         progress: called with a short line as each step starts (the CLI's spinner).
     """
     from genimg_export.runners.discover import discover, local_backends
@@ -126,10 +128,10 @@ def run_parity(
         progress(f"loading {spec.name}")
         keras_model = loading.load_model(spec, weights, allow_unsafe)
     options = {t.backend: runner_options(t.backend, threads) for t in targets}
-    result = check(_with_output_ranges(spec, output_ranges or {}), keras_model, targets, plan, options, tolerances,
-                   progress)
+    spec = _with_output_ranges(spec, output_ranges or {}, _recorded_ranges(spec, artifacts))
+    result = check(spec, keras_model, targets, plan, options, tolerances, progress)
     result.output_ranges = {k: list(v) for k, v in (output_ranges or {}).items()}
-    result.notes += _source_notes(spec, keras_model, targets)
+    result.notes += _source_notes(spec, keras_model, targets) + _range_notes(spec)
     return result
 
 
@@ -312,7 +314,8 @@ def _row(spec, target: Target, tensor, refs: list, outs: list, override: dict | 
     if not dtype_ok:
         reasons.append(f"dtype {outs[0].dtype}, expected {tensor.dtype}")
     reference = np.concatenate([np.ravel(r) for r in refs])
-    threshold = metrics.threshold_for(tensor, tol, override, reference)
+    range_from = spec.extra.get("range_from", {}).get(tensor.name)
+    threshold = metrics.threshold_for(tensor, tol, override, reference, range_from)
     peak = metrics.peak(refs)
     data_range = threshold.data_range if threshold and threshold.data_range else metrics.data_range_of(None, reference)
     allowed = threshold.allowed(peak) if threshold else None
@@ -329,8 +332,11 @@ def _row(spec, target: Target, tensor, refs: list, outs: list, override: dict | 
     )
 
 
-def _with_output_ranges(spec, ranges: dict):
-    """The spec with ``ranges`` declared on its outputs; an unknown output name is an error."""
+def _with_output_ranges(spec, ranges: dict, recorded: dict[str, set]):
+    """The spec with the range each output is judged over, and where it came from in
+    ``extra["range_from"]`` (by output name): ``ranges`` (the command line) first, then the
+    model's own, then the one ``recorded`` at export; none: the reference's spread.
+    An unknown output name is an error."""
     import dataclasses
 
     from genimg_export.errors import InvalidInputError
@@ -339,15 +345,60 @@ def _with_output_ranges(spec, ranges: dict):
     unknown = [n for n in ranges if n != "*" and n not in names]
     if unknown:
         raise InvalidInputError(f"--output-range: model '{spec.name}' has no output {unknown[0]!r}; outputs: {names}")
-    if not ranges:
-        return spec
+    range_from = {}
 
-    def declared(t):
+    def judged(t):
         value = ranges.get(t.name, ranges.get("*") if t.is_image else None)
-        return dataclasses.replace(t, value_range=tuple(value)) if value else t
+        if value:
+            range_from[t.name] = "--output-range"
+            return dataclasses.replace(t, value_range=tuple(value))
+        if t.value_range:
+            range_from[t.name] = "declared by the model"
+        elif t.name in recorded:
+            range_from[t.name] = "recorded at export"
+            return dataclasses.replace(t, value_range=_one_recorded(t.name, recorded[t.name]))
+        return t
 
-    sigs = tuple(dataclasses.replace(s, outputs=tuple(declared(t) for t in s.outputs)) for s in spec.signatures)
-    return dataclasses.replace(spec, signatures=sigs)
+    sigs = tuple(dataclasses.replace(s, outputs=tuple(judged(t) for t in s.outputs)) for s in spec.signatures)
+    return dataclasses.replace(spec, signatures=sigs, extra={**spec.extra, "range_from": range_from})
+
+
+def _recorded_ranges(spec, artifacts: Path | None) -> dict[str, set]:
+    """{output name: the ranges its exports recorded} for a user's model, from the manifest
+    entries' signatures (``export --output-range`` puts them there); the zoo declares its own."""
+    if spec.source is None or artifacts is None or not (Path(artifacts) / "manifest.json").is_file():
+        return {}
+    from genimg_export.artifacts import manifest
+
+    found: dict[str, set] = {}
+    for entry in manifest.load(Path(artifacts)):
+        outputs = [t for sig in entry.signatures.values() for t in sig["outputs"]] if entry.model == spec.name else []
+        for t in outputs:
+            if t.get("value_range"):
+                found.setdefault(t["name"], set()).add(tuple(t["value_range"]))
+    return found
+
+
+def _one_recorded(name: str, ranges: set) -> tuple:
+    from genimg_export.errors import InvalidInputError
+
+    if len(ranges) > 1:  # exports made with different --output-range: only the user knows which is right
+        raise InvalidInputError(f"the exports record different ranges for output {name!r}:"
+                                f" {sorted(list(r) for r in ranges)}; pass --output-range {name}=LOW,HIGH to choose")
+    return next(iter(ranges))
+
+
+def _range_notes(spec) -> list[str]:
+    """Say which images were judged over a range recorded at export, and which over their spread."""
+    outputs = {t.name: t for s in spec.signatures for t in s.outputs}
+    range_from = spec.extra.get("range_from", {})
+    recorded = [f"{n} {list(t.value_range)}" for n, t in outputs.items() if range_from.get(n) == "recorded at export"]
+    spread = [n for n, t in outputs.items() if t.is_image and n not in range_from]
+    notes = [f"images judged over the range recorded at export: {', '.join(recorded)}"] if recorded else []
+    if spread:
+        notes.append(f"{', '.join(spread)}: no value range declared, so images are judged over the reference's own"
+                     " spread; declare it with --output-range (at export, or here)")
+    return notes
 
 
 def reference_kind(spec) -> str:

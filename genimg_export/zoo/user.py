@@ -238,6 +238,54 @@ def with_calibration(spec: ModelSpec, npz: Path | None = None, directory: Path |
     return dataclasses.replace(spec, calibration_inputs=calibration_inputs, extra={**spec.extra, **recorded})
 
 
+def with_output_range(spec: ModelSpec, ranges: dict[str, tuple[float, float]] | None) -> ModelSpec:
+    """The spec with the value range of image outputs its model does not declare, as the user
+    states it at export (``--output-range``): ``{"image": (0, 255)}``, or ``{"*": (0, 255)}`` for
+    every image output without one (a TF-Hub-style SavedModel in 0..255).
+
+    The range goes on the output's TensorSpec, so every manifest entry and the metadata inside
+    the .tflite/.onnx files carry it, and parity judges the images over it without being told.
+    """
+    if not ranges:
+        return spec
+    outputs = {t.name: t for s in spec.signatures for t in s.outputs}
+    _check_output_ranges(spec, ranges, outputs)
+
+    def stated(t: TensorSpec) -> TensorSpec:
+        value = ranges.get(t.name, ranges.get("*") if t.is_image and not t.value_range else None)
+        return dataclasses.replace(t, value_range=tuple(value)) if value else t
+
+    sigs = tuple(dataclasses.replace(s, outputs=tuple(stated(t) for t in s.outputs)) for s in spec.signatures)
+    return dataclasses.replace(spec, signatures=sigs)
+
+
+def _check_output_ranges(spec: ModelSpec, ranges: dict, outputs: dict[str, TensorSpec]) -> None:
+    from genimg_export.errors import did_you_mean
+
+    if spec.source is None:  # the zoo's ranges come with the model; a second source could only disagree
+        declared = spec.default_signature.outputs[0].value_range
+        raise InvalidInputError(f"--output-range is for your own .keras file or SavedModel; zoo model '{spec.name}'"
+                                f" declares its own output range ({list(declared) if declared else 'none'})")
+    for name, (lo, hi) in ranges.items():
+        if not lo < hi:
+            raise InvalidInputError(f"--output-range {name}={lo:g},{hi:g}: LO must be below HI (e.g. 0,255)")
+        if name == "*":
+            continue
+        if name not in outputs:
+            raise InvalidInputError(f"--output-range: model '{spec.name}' has no output {name!r}"
+                                    f"{did_you_mean(name, outputs)}; outputs: {list(outputs)}")
+        if not outputs[name].is_image:
+            raise InvalidInputError(f"--output-range: output {name!r} is not an image (H x W x 1|3); parity compares"
+                                    " it by abs/rel tolerance, not over a range")
+        if outputs[name].value_range:
+            raise InvalidInputError(f"--output-range: output {name!r} declares its range"
+                                    f" {list(outputs[name].value_range)} (its last activation); leave it out")
+    if "*" in ranges and not any(t.is_image and not t.value_range for t in outputs.values()):
+        have = {n: list(t.value_range) if t.value_range else None for n, t in outputs.items()}
+        raise InvalidInputError(f"--output-range: '{spec.name}' has no image output without a declared range"
+                                f" (outputs: {have}); nothing to declare")
+
+
 def _count(arrays: dict[str, np.ndarray]) -> int:
     return min(len(a) for a in arrays.values())
 

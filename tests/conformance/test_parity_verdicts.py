@@ -45,7 +45,7 @@ def test_every_row_carries_the_threshold_it_was_judged_by(exported, cli, tmp_pat
     score = by["tflite", "int8", "score"]["threshold"]
     assert score["rule"] == "abs_rel" and score["source"] == "spec" and score["atol"] == pytest.approx(10 ** -1.5)
     image = by["tflite", "int8", "enhanced"]["threshold"]
-    assert image["rule"] == "image" and image["min_psnr_db"] == 30.0 and image["range_from"] == "declared"
+    assert image["rule"] == "image" and image["min_psnr_db"] == 30.0 and image["range_from"] == "declared by the model"
     assert image["data_range"] == 2.0  # tanh: [-1, 1], read from the model's last activation
 
 
@@ -95,17 +95,18 @@ def test_the_report_draws_every_output_failing_ones_first(exported, tmp_path):
 
 
 def test_an_output_range_declared_on_the_cli_is_used_for_a_savedmodel(exported, cli, tmp_path):
-    """A SavedModel declares no output range: PSNR over the reference's spread (a few units of
-    0..255 for a random-init decoder) fails int8; declaring 0..255 judges it over the real range."""
+    """A SavedModel declares no output range; the hub export recorded 0..255 (as a user says it
+    with export --output-range; without it, PSNR over the reference's spread fails int8:
+    tests/test_output_range.py), and a range given to parity wins over the recorded one."""
     path, out, _ = exported("vae_decoder", "hub")
     result, doc, _ = _verdicts(cli, path, out, "tflite", tmp_path)
-    int8 = next(r for r in doc["rows"] if r["variant"] == "int8")
-    assert not int8["passed"] and int8["threshold"]["range_from"] == "reference spread"
-    result, doc, _ = _verdicts(cli, path, out, "tflite", tmp_path, "--output-range", "image=0,255")
     assert result.exit_code == 0, result.output
     int8 = next(r for r in doc["rows"] if r["variant"] == "int8")
-    assert int8["threshold"]["data_range"] == 255.0 and int8["threshold"]["range_from"] == "declared"
-    assert doc["output_ranges"] == {"image": [0.0, 255.0]}
+    assert int8["threshold"]["data_range"] == 255.0 and int8["threshold"]["range_from"] == "recorded at export"
+    result, doc, _ = _verdicts(cli, path, out, "tflite", tmp_path, "--output-range", "image=0,1")
+    int8 = next(r for r in doc["rows"] if r["variant"] == "int8")
+    assert int8["threshold"]["data_range"] == 1.0 and int8["threshold"]["range_from"] == "--output-range"
+    assert doc["output_ranges"] == {"image": [0.0, 1.0]}
 
 
 @pytest.mark.parametrize(("value", "message"), [
