@@ -9,11 +9,11 @@ import pytest
 def exported(tmp_path_factory):
     """``exported(name, form)`` -> (model path, export dir): the small architecture saved as
     .keras ("keras") or TF-Hub-style SavedModel ("hub"), exported to every (format, variant)
-    with its calibration .npz (made once per session)."""
+    with its calibration .npz and, for the hub forms that document it, the 0..255 of their image
+    outputs (conformance.matrix.HUB_DOCUMENTED; made once per session)."""
     from conformance.architectures import ARCHS
-    from conformance.matrix import save
+    from conformance.matrix import export_spec, save
     from genimg_export.exporters import run_all
-    from genimg_export.zoo import loading, user
 
     made = {}
 
@@ -21,7 +21,7 @@ def exported(tmp_path_factory):
         if (name, form) not in made:
             root = tmp_path_factory.mktemp(f"{name}_{form}")
             path, npz = save(ARCHS[name], root, form)
-            spec = user.with_calibration(loading.get_spec(str(path)), npz=npz)
+            spec = export_spec(ARCHS[name], path, npz, form)
             outcomes = run_all(spec, spec.extra["model"], root / "out", calibration_samples=64)
             made[name, form] = (path, root / "out", outcomes)
         return made[name, form]

@@ -19,6 +19,12 @@ from conformance.architectures import ARCHS, Arch, save_hub
 CALIBRATION = 64  # samples in the calibration .npz (parity reuses them)
 SIZE = (16, 16)  # H x W of the calibration samples of a fully convolutional model
 FULL_FIXED = (32, 32)  # the full-size models' fixed-size files: a 16.7 M-param net calibrates 4x faster than at 64x64
+# The hub forms document their image outputs as 0..255, as TF Hub's SR models do, and the matrix says so once at
+# export, as a user would (``export --output-range 0,255``). Only where the network bounds its output (tanh or
+# sigmoid, which the .keras form declares): the SR nets and the LDM decoder end in a linear conv whose random-init
+# output spreads far past 0..255 (RRDBNet's over 1667), where a declared 0..255 would be false.
+HUB_DOCUMENTED = {"pix2pix_unet", "cyclegan_resnet", "dcgan_generator", "vae_decoder", "two_in_two_out",
+                  "image_and_score"}
 
 
 @dataclass
@@ -49,6 +55,16 @@ def save(arch: Arch, root: Path, form: str, full: bool = False) -> tuple[Path, P
     return path, root / f"{arch.name}.{form}.npz"
 
 
+def export_spec(arch: Arch, path: Path, npz: Path, form: str):
+    """The spec ``run_all`` exports: the saved model with its calibration .npz and, for a hub
+    form in HUB_DOCUMENTED, its image outputs' 0..255 (what ``--output-range 0,255`` records)."""
+    from genimg_export.zoo import loading, user
+
+    spec = user.with_calibration(loading.get_spec(str(path)), npz=npz)
+    documented = form == "hub" and arch.name in HUB_DOCUMENTED
+    return user.with_output_range(spec, {"*": (0.0, 255.0)}) if documented else spec
+
+
 def _to_hub(arch: Arch, x: np.ndarray) -> np.ndarray:
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         return x
@@ -60,11 +76,10 @@ def measure(arch: Arch, root: Path, form: str = "keras", full: bool = False) -> 
     """Export ``arch`` to every (format, variant) and check each with parity."""
     from genimg_export.exporters import run_all
     from genimg_export.parity import run_parity
-    from genimg_export.zoo import loading, user
 
     root.mkdir(parents=True, exist_ok=True)
     path, npz = save(arch, root, form, full)
-    spec = user.with_calibration(loading.get_spec(str(path)), npz=npz)
+    spec = export_spec(arch, path, npz, form)
     got = Measured(arch.name, form, params=_params(spec))
     start = time.perf_counter()
     sized = {"input_size": FULL_FIXED} if full and spec.dynamic_spatial else {}

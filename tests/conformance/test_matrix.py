@@ -16,17 +16,12 @@ CELLS = [f"{f}/{v}" for f, v in format_variants()]
 
 # (architecture, saved as) -> {cell: why it fails today}; every other cell must be "ok".
 # Measured on the small sizes; see benchmarks/user_models.md.
-SPREAD = ("no declared output range in a SavedModel: PSNR is taken over the reference's own spread (a few of 0..255"
-          " for a random-init decoder), so int8 fails a floor it meets over 0..255; parity --output-range image=0,255"
-          " declares it (test_parity_verdicts); the manifest could carry it (issue 12 item 3)")
 INSTANCE_NORM = ("instance norm after int8 convs: PSNR 20.7-22.7 dB < 30 dB; each conv output has one int8 scale"
                  " and the norm divides by each channel's own spread, amplifying the step of the quiet channels;"
                  " the norm ops kept float reach 24.8 dB, with 7 of 10 convs float too 27.8 dB (not shipped)")
 ONNX_NORM = ("instance norm after int8 convs (as tflite/int8): PSNR 23.2-24.5 dB < 30 dB; the norm nodes kept float"
              " reach 24.8 dB, every conv output float 27.7 dB")
 KNOWN = {
-    ("pix2pix_unet", "hub"): {"tflite/int8": SPREAD},
-    ("vae_decoder", "hub"): {"tflite/int8": SPREAD, "onnx/int8": SPREAD},
     ("cyclegan_resnet", "keras"): {"tflite/int8": INSTANCE_NORM, "onnx/int8": ONNX_NORM},
     ("cyclegan_resnet", "hub"): {"tflite/int8": INSTANCE_NORM, "onnx/int8": ONNX_NORM},
 }
