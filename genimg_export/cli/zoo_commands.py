@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from enum import Enum
 from pathlib import Path
@@ -34,6 +35,11 @@ def models() -> None:
 def _fmt(t) -> str:
     dims = "x".join("?" if d is None else str(d) for d in t.shape)
     return f"{t.name}[{t.dtype} {dims}]"
+
+
+class Prelu(str, Enum):
+    channel = "channel"
+    shared = "shared"
 
 
 class Strategy(str, Enum):
@@ -74,6 +80,9 @@ def train(
     strategy: Annotated[Strategy, typer.Option(
         help="tf.distribute: one device, mirrored (all GPUs), multiworker (TF_CONFIG), tpu, or auto.")] = Strategy.one,
     mixed_precision: Annotated[bool, typer.Option(help="bfloat16 compute, float32 weights (GPUs, TPUs).")] = False,
+    prelu: Annotated[Prelu | None, typer.Option(
+        help="srgan only: a PReLU alpha per channel, or one per layer (shared: exported as LeakyRelu, faster in int8)."
+             " Default: the model's own.")] = None,
 ) -> None:
     """Train a zoo model on shipped data or your own images, from scratch or
     fine-tuned from the shipped weights (deterministic for a seed; resumable).
@@ -109,6 +118,12 @@ def train(
 
             raise InvalidInputError(f"--style applies to the 'style' model only, not '{spec.name}'")
         options["style"] = style
+    if prelu is not None:
+        if "prelu" not in inspect.signature(spec.build).parameters:
+            from genimg_export.errors import InvalidInputError
+
+            raise InvalidInputError(f"--prelu applies to models built with PReLU (srgan), not '{spec.name}'")
+        options["prelu"] = prelu.value
     quiet = noise.quiet()
     with Progress(*columns, transient=False, disable=quiet) as bar:
         task = bar.add_task("train", total=steps, loss="", rate="")

@@ -12,6 +12,9 @@ What each variant does is the format table's ``Variant.quantization``:
   LiteRT's int8 PRELU is its slow reference kernel, not XNNPACK (measured in
   benchmarks/README.md). ``int8_io`` files stay integer-only, for
   integer-only accelerators.
+- In every variant a scalar-alpha PRELU is written as LEAKY_RELU (the same
+  function; XNNPACK runs it in int8, so it needs no float island:
+  ``tflite_leaky``).
 
 Converted from the SavedModel (every signature kept, so vae's ``encode`` and
 ``serving_default`` live in one file); the pipeline (``exporters.pipeline``)
@@ -30,6 +33,7 @@ from genimg_export.artifacts.formats import FLOAT16_WEIGHTS, FULL_INTEGER, INT8_
 from genimg_export.errors import InvalidInputError
 from genimg_export.exporters import check
 from genimg_export.exporters.pipeline import Converted, Job
+from genimg_export.exporters.tflite_leaky import scalar_prelu_as_leaky_relu
 from genimg_export.zoo.spec import ModelSpec
 
 MIN_CALIBRATION = 100
@@ -91,9 +95,10 @@ def convert_bytes(spec: ModelSpec, saved_model: Path, quantization: str | None, 
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     with check.quiet_native_output():
-        model_bytes = converter.convert()
+        model_bytes, _ = scalar_prelu_as_leaky_relu(converter.convert())
         if full_integer and not int8_io and has_ops(model_bytes, FLOAT_OPS_IN_INT8):
             model_bytes = _quantize_keeping_float(converter, spec, calibration_samples, fixed_size)
+            model_bytes, _ = scalar_prelu_as_leaky_relu(model_bytes)  # a model with both forms of PReLU
     return model_bytes
 
 

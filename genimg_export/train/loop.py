@@ -99,8 +99,10 @@ def train(
     distribute.set_mixed_precision(run.mixed_precision)
     try:
         with strategy.scope():
-            model = _initial_model(spec, run)
-            trainer = spec.make_trainer(model, seed, **_trainer_args(spec, run, data, strategy), **options)
+            model = _initial_model(spec, run, options)
+            trainer = spec.make_trainer(
+                model, seed, **_trainer_args(spec, run, data, strategy), **_accepted(spec.make_trainer, options)
+            )
             for optimizer, variables in trainer.optimizers:
                 optimizer.build(variables)
         config = _run_config(spec, seed, trainer, run, data, options)
@@ -108,7 +110,7 @@ def train(
         card = _loop(spec, trainer, model, state, steps, seed, run, data, val, progress, options)
         replicas = strategy.num_replicas_in_sync
         card["strategy"] = {"name": run.strategy, "replicas": replicas, "mixed_precision": run.mixed_precision}
-        save_model_and_card(_float32(spec, model, run), card, out / f"{spec.name}.keras")
+        save_model_and_card(_float32(spec, model, run, options), card, out / f"{spec.name}.keras")
     finally:
         distribute.set_mixed_precision(False)
     return card
@@ -149,12 +151,18 @@ def _validation(spec: ModelSpec, data, val_dir):
     return data.subset(lambda i: i % 10 == 9)
 
 
-def _initial_model(spec: ModelSpec, run: RunOptions):
-    """A fresh model, with ``run.init_from``'s weights when given (shapes checked)."""
+def _accepted(fn, options: dict) -> dict:
+    """The ``options`` that ``fn`` takes by name: a model option goes to the build, trainer or metric that uses it."""
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in options.items() if k in params}
+
+
+def _initial_model(spec: ModelSpec, run: RunOptions, options: dict):
+    """A fresh model (built with the ``options`` its build takes), with ``run.init_from``'s weights when given."""
     from genimg_export.zoo import distribute, loading
     from genimg_export.zoo.keras_file import load_keras
 
-    model = spec.build()
+    model = spec.build(**_accepted(spec.build, options))
     if run.mixed_precision:
         distribute.outputs_float32(model)
     if run.init_from is None:
@@ -263,8 +271,8 @@ def _evaluate(spec: ModelSpec, model, val_images, options) -> dict:
     if spec.evaluate is None:
         return {}
     if val_images is not None:
-        return spec.evaluate(model, images=val_images, **options)
-    return spec.evaluate(model, **options)
+        return spec.evaluate(model, images=val_images, **_accepted(spec.evaluate, options))
+    return spec.evaluate(model, **_accepted(spec.evaluate, options))
 
 
 def _log_metrics(spec, model, val_images, options, step) -> dict:
@@ -282,14 +290,14 @@ def _log_metrics(spec, model, val_images, options, step) -> dict:
     return metrics
 
 
-def _float32(spec: ModelSpec, model, run: RunOptions):
+def _float32(spec: ModelSpec, model, run: RunOptions, options: dict):
     """The model to save: a float32 rebuild holding the weights if trained in mixed precision."""
     if not run.mixed_precision:
         return model
     from genimg_export.zoo import distribute
 
     distribute.set_mixed_precision(False)
-    clean = spec.build()
+    clean = spec.build(**_accepted(spec.build, options))
     clean.set_weights(model.get_weights())
     return clean
 

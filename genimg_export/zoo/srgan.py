@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genimg_export.errors import InvalidInputError
 from genimg_export.zoo.registry import register
 from genimg_export.zoo.spec import ModelSpec, Signature, TensorSpec, tolerances
 
@@ -20,32 +21,48 @@ SCALE = 4
 LR = TensorSpec("lr", "float32", (None, None, 3), (-1.0, 1.0), "low-resolution RGB image")
 HR = TensorSpec("hr", "float32", (None, None, 3), (-1.0, 1.0), "x4 super-resolved RGB image")
 PATCH = 24  # low-resolution training patch; high-resolution is 96
+# PReLU forms: one alpha per channel (SRGAN's), or one per layer. A one-alpha
+# PReLU is exactly LeakyRelu(alpha), which int8 runtimes have a kernel for.
+PRELU_AXES = {"channel": [1, 2], "shared": [1, 2, 3]}
 
 
-def build(filters: int = 32, blocks: int = 6):
+def build(filters: int = 32, blocks: int = 6, prelu: str = "channel"):
+    """The generator. ``prelu``: "channel" (an alpha per channel) or "shared" (one per layer)."""
     import keras
     from keras import layers
 
     from genimg_export.zoo.layers import PixelShuffle
 
+    if prelu not in PRELU_AXES:
+        raise InvalidInputError(f"prelu must be one of {', '.join(PRELU_AXES)}, got '{prelu}'")
+
     def conv(n, k=3, **kw):
         return layers.Conv2D(n, k, padding="same", **kw)
 
+    def act(t):
+        return layers.PReLU(shared_axes=PRELU_AXES[prelu])(t)
+
     lr = keras.Input((None, None, 3), name="lr")
-    x = layers.PReLU(shared_axes=[1, 2])(conv(filters, 5)(lr))
+    x = act(conv(filters, 5)(lr))
     head = x
     for _ in range(blocks):
-        y = layers.PReLU(shared_axes=[1, 2])(conv(filters)(x))
+        y = act(conv(filters)(x))
         x = layers.Add()([x, conv(filters)(y)])
     x = layers.Add()([head, conv(filters)(x)])
     for _ in range(2):
-        x = layers.PReLU(shared_axes=[1, 2])(PixelShuffle(2)(conv(filters * 4)(x)))
+        x = act(PixelShuffle(2)(conv(filters * 4)(x)))
     residual = conv(3, 3, kernel_initializer="zeros")(x)
     bicubic = conv(3 * SCALE * SCALE, 5, use_bias=False, trainable=False, name="bicubic_x4")
     skip = PixelShuffle(SCALE)(bicubic(lr))
     bicubic.set_weights([bicubic_kernel(SCALE)])
     hr = layers.Add(name="hr")([skip, residual])
     return keras.Model(lr, hr, name="srgan")
+
+
+def prelu_form(model) -> str:
+    """"shared" when every PReLU of ``model`` has one alpha, else "channel" (read from the weights)."""
+    alphas = [layer.get_weights()[0] for layer in model.layers if type(layer).__name__ == "PReLU"]
+    return "shared" if alphas and all(a.size == 1 for a in alphas) else "channel"
 
 
 def _cubic(t: float, a: float = -0.5) -> float:
@@ -102,8 +119,8 @@ class Trainer:
         self.images = data.photos("train")
         self.optimizer = keras.optimizers.Adam(lr)
         self.nets, self.optimizers = {"generator": model}, [(self.optimizer, model.trainable_variables)]
-        self.config = {"filters": 32, "blocks": 6, "batch": batch, "lr_patch": PATCH, "loss": "L1",
-                       "optimizer": f"Adam {lr:g}"}
+        self.config = {"filters": 32, "blocks": 6, "prelu": prelu_form(model), "batch": batch, "lr_patch": PATCH,
+                       "loss": "L1", "optimizer": f"Adam {lr:g}"}
         self.data_description = ("random 96x96 crops of scikit-image photographs (astronaut, coffee held out),"
                                  " bicubic-downscaled x4")
 
