@@ -123,3 +123,20 @@ def test_an_output_that_declares_its_range_is_left_alone(cli, tmp_path):
                      value)
         assert result.exit_code == 2 and message in result.output, result.output
         assert not (tmp_path / "o").exists()
+
+
+def test_a_rerun_that_records_a_new_range_adds_a_savedmodel_version(cli, hub, tmp_path):
+    """Same weights, new --output-range: the re-run is not 'identical', so the served
+    SavedModel (and its manifest entry) carry the range the user just gave."""
+    out = tmp_path / "out"
+
+    def saved_model(*extra):
+        result = cli("saved-model", "--model", hub[0], "--out", out, *extra)
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "manifest.json").read_text())["artifacts"]
+
+    saved_model()
+    entries = saved_model("--output-range", "0,255")
+    assert [e["options"]["version"] for e in entries] == [1, 2]
+    assert entries[-1]["value_range"] == [0.0, 255.0]
+    assert len(saved_model("--output-range", "0,255")) == 2  # now identical again: skipped

@@ -5,7 +5,8 @@ weights used to add version 2, 3, ... of the same graph (issue 16). A versioned 
 export is skipped, and the reason said, when the latest recorded version of that
 served name still exists and was made from the same source hash, with the same tool
 versions and default options. An explicit ``--version``, changed weights, any option
-set (``--input-size``, ``--batch``, ``--xla``), or a fixed-size fallback still adds one.
+set (``--input-size``, ``--batch``, ``--xla``), a changed signature (an ``--output-range``
+recorded on an output), or a fixed-size fallback still adds one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def same_as_latest(spec: ModelSpec, model, out: Path, fmt: str, variant: str, op
         return None
     latest = max(entries, key=lambda e: e.options["version"])
     if (not (Path(out) / latest.path).is_dir() or latest.fixed_size or set(latest.options) - RECORDED
+            or latest.signatures != manifest.signatures_json(spec.signatures, None, spec.scale)
             or latest.tool_versions != manifest.tool_versions(*row.tools)
             or latest.source_sha256 != manifest.source_sha256(spec, model)):
         return None
