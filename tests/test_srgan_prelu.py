@@ -31,6 +31,17 @@ def test_build_makes_one_alpha_per_layer_or_per_channel():
         srgan.build(8, 1, prelu="scalar")
 
 
+def test_the_default_build_is_the_shipped_form():
+    """`train --model srgan` (no --prelu) must rebuild what ships: same form, same weight shapes."""
+    from genimg_export.zoo import registry, srgan
+    from genimg_export.zoo.keras_file import load_keras
+
+    spec = registry.get("srgan")
+    shipped, card = load_keras(spec.weights_path), json.loads(spec.weights_path.with_suffix(".card.json").read_text())
+    assert srgan.prelu_form(srgan.build()) == srgan.prelu_form(shipped) == card["config"]["prelu"]
+    assert [w.shape for w in srgan.build().weights] == [w.shape for w in shipped.weights]
+
+
 def test_train_prelu_reaches_the_build_and_the_card(cli, tmp_path):
     from genimg_export.zoo import srgan
     from genimg_export.zoo.keras_file import load_keras

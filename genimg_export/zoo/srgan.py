@@ -1,10 +1,12 @@
 """srgan: x4 super-resolution generator (SRGAN / SRResNet family).
 
-Residual blocks with PReLU, two x2 sub-pixel (depth_to_space) upsamplers, and
-a global skip that adds the bicubic x4 upscale of the input. The skip is a
-fixed 5x5 convolution producing the 16 sub-pixel phases followed by
-depth_to_space, so no resize op is needed and any H x W works in every
-backend; the network only learns the residual detail.
+Residual blocks with PReLU (one alpha per layer: exported as LeakyRelu, which
+int8 runtimes run quantized; ``prelu="channel"`` builds SRGAN's per-channel
+form: as good on the held-out photos, slower in int8; benchmarks/README.md),
+two x2 sub-pixel (depth_to_space) upsamplers, and a global skip that adds the
+bicubic x4 upscale of the input. The skip is a fixed 5x5 convolution producing
+the 16 sub-pixel phases followed by depth_to_space, so no resize op is needed
+and any H x W works in every backend; the network only learns the residual detail.
 Trained on random patches of scikit-image photographs with an L1 pixel loss,
 the SRResNet stage of SRGAN; astronaut and coffee are held out.
 """
@@ -26,7 +28,7 @@ PATCH = 24  # low-resolution training patch; high-resolution is 96
 PRELU_AXES = {"channel": [1, 2], "shared": [1, 2, 3]}
 
 
-def build(filters: int = 32, blocks: int = 6, prelu: str = "channel"):
+def build(filters: int = 32, blocks: int = 6, prelu: str = "shared"):
     """The generator. ``prelu``: "channel" (an alpha per channel) or "shared" (one per layer)."""
     import keras
     from keras import layers
