@@ -2,7 +2,8 @@
 # Server CPU per request on dcgan at concurrency 8, batched vs unbatched (benchmarks/README.md,
 # "Server CPU per request"). Run from the repository root on a quiet machine:
 #   bash benchmarks/dcgan_c8_server_cpu.sh [ART_DIR]
-# Writes benchmarks/dcgan_c8_server_cpu_{export,5ms,1thread}_run{1,2,3}.json and _threads_sweep.json.
+# Writes benchmarks/dcgan_c8_server_cpu_{export,5ms,1thread}_run{1,2,3}.json, _threads_sweep.json
+# and _low_concurrency.json.
 set -euo pipefail
 ART=${1:-/tmp/dcgan_server_cpu_art}
 GE=.venv/bin/genimg-export
@@ -20,3 +21,5 @@ bench 1thread --batching-parameters-file benchmarks/dcgan_c8_server_cpu_1thread_
 .venv/bin/python benchmarks/dcgan_c8_server_cpu_threads.py "$ART" benchmarks/dcgan_c8_server_cpu_threads_sweep.json \
   "$ART/serving/batching_parameters.txt" benchmarks/dcgan_c8_server_cpu_1thread_batching.txt \
   benchmarks/dcgan_c8_server_cpu_5ms_batching.txt | tail -20
+.venv/bin/python benchmarks/dcgan_c8_server_cpu_low_concurrency.py "$ART" benchmarks/dcgan_c8_server_cpu_low_concurrency.json \
+  "$ART/serving/batching_parameters.txt" benchmarks/dcgan_c8_server_cpu_5ms_batching.txt | tail -3

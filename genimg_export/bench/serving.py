@@ -13,9 +13,11 @@ measured at C, alternating with the first, for the batching speedup.
 
 For a local server each level also reports the server's CPU time per request:
 the child's user+sys time from ``/proc/<pid>/stat`` over exactly the measured
-requests (warm-ups and channel set-up left out), divided by their number. The
-clients share the machine's cores with the server, so throughput alone hides
-what batching saves; the server's CPU does not.
+requests (warm-ups and channel set-up left out), divided by their number
+(/proc counts 10 ms clock ticks: rounds of a few hundred requests, e.g. ``--runs
+300``, keep that rounding to a few per cent). The clients share the machine's
+cores with the server, so throughput alone hides what batching saves; the
+server's CPU does not.
 
 Run as ``python -m genimg_export.bench.serving BASE_PATH NAME THREADS BATCHING_FILE|""`` it is
 that child: it prints ``port N`` once serving, answers each ``counters`` line on
