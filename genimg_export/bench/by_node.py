@@ -6,6 +6,15 @@ minimum of its kernel times (robust on a shared machine: load only adds time). o
 renames the nodes it fuses (``conv_token_72``, ``conv_nchwc``), so names are matched on the
 layer's own name; the (de)quantize nodes an int8 graph adds have no float counterpart and
 are summed in one row.
+
+There is no TFLite side: the pip wheel (ai-edge-litert 2.3.0) gives Python no op profiler. Its
+``Interpreter`` wrapper has no profiler hook (``experimental_force_delegate_node_profiling`` only
+changes what an installed profiler records), and ``CompiledModel.from_file`` takes no runtime options:
+LiteRT turns profiling on from the TOML "runtime" opaque options (``enable_profiling``, parsed in
+litert/runtime/litert_runtime_options.cc, read in ``LiteRtCompiledModelT::InitializeRuntime``),
+which the pybind wrapper never builds; ``LiteRtCompiledModelGetProfiler`` and
+``LiteRtGetProfilerEvents`` are exported by libLiteRt.so only to C callers. The nearest view is
+``bench.xnnpack``: the ops XNNPACK does not take, which run on LiteRT's slower kernels.
 """
 
 from __future__ import annotations
