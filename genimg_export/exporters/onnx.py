@@ -10,7 +10,8 @@
   saturate; the choice is recorded in the manifest and the file. Before
   quantizing, ``int8_kernels.prepare`` moves every conv it can onto onnxruntime's
   fast symmetric int8 kernel (exact channel padding) or keeps it float; the
-  manifest records each (``int8_kernels``).
+  manifest records each (``int8_kernels``). A normalisation's statistics (mean, variance,
+  1/sqrt) stay float (``norm_stats``; the manifest's ``float_statistics``).
 - A scalar-alpha PReLU is written as ``LeakyRelu`` (the same function, one op,
   and a quantized kernel in onnxruntime).
 - The pixel shuffle (tf2onnx's ``DepthToSpace``) is rewritten as NHWC
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from genimg_export.artifacts.formats import DEFAULT_OPSET
 from genimg_export.errors import ExportError
-from genimg_export.exporters import check, int8_kernels
+from genimg_export.exporters import check, int8_kernels, norm_stats
 from genimg_export.exporters.pipeline import Converted, Job
 from genimg_export.exporters.tflite import MIN_CALIBRATION, calibration_data, calibration_options
 from genimg_export.zoo.spec import ModelSpec, Signature
@@ -267,8 +268,10 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log, batch=No
 
     audited = source.cached(("onnx-audited", sig.name, options["opset"], *(fixed or ()), batch),
                             lambda p: _prepare_for_int8(fp32, p))
-    records, keep = json.loads(audited.with_suffix(".json").read_text())
+    records, keep, norms = json.loads(audited.with_suffix(".json").read_text())
     options["int8_kernels"] = records
+    if norms:  # kept float: see norm_stats
+        options["float_statistics"] = [chain[0] for chain in norms]
     pre = source.cached(("onnx-pre", sig.name, options["opset"], *(fixed or ()), batch),
                         lambda p: quant_pre_process(str(audited), str(p), skip_symbolic_shape=True))
     quantized = pre.with_name(pre.name + f".quantized-{os.getpid()}.onnx")
@@ -292,11 +295,13 @@ def _quantize(spec, sig, fp32: Path, source, options: dict, fixed, log, batch=No
 
 def _prepare_for_int8(fp32: Path, output: Path) -> None:
     """The float graph with every conv it can moved onto onnxruntime's fast int8 kernel
-    (``int8_kernels.prepare``); beside it, ``.json``: [the records, the nodes kept float]."""
+    (``int8_kernels.prepare``); beside it, ``.json``: [the records, the nodes kept float, the
+    normalisations whose statistics are kept float (``norm_stats``)]."""
     model = _load(fp32)
     records, keep = int8_kernels.prepare(model)
+    norms = norm_stats.onnx_nodes(model.graph)
     _save(model, output)
-    output.with_suffix(".json").write_text(json.dumps([records, keep]))
+    output.with_suffix(".json").write_text(json.dumps([records, keep + [n for c in norms for n in c], norms]))
 
 
 def _load(path: Path):

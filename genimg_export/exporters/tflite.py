@@ -11,7 +11,8 @@ What each variant does is the format table's ``Variant.quantization``:
   (``FLOAT_OPS_IN_INT8``: PRELU) stay float between (de)quantize ops, since
   LiteRT's int8 PRELU is its slow reference kernel, not XNNPACK (measured in
   benchmarks/README.md). ``int8_io`` files stay integer-only, for
-  integer-only accelerators.
+  integer-only accelerators. A normalisation's statistics (mean, variance,
+  rsqrt) stay float too (``norm_stats``; the manifest's ``float_statistics``).
 - In every variant a scalar-alpha PRELU is written as LEAKY_RELU (the same
   function; XNNPACK runs it in int8, so it needs no float island:
   ``tflite_leaky``).
@@ -31,7 +32,7 @@ import numpy as np
 
 from genimg_export.artifacts.formats import FLOAT16_WEIGHTS, FULL_INTEGER, INT8_WEIGHTS
 from genimg_export.errors import InvalidInputError
-from genimg_export.exporters import check
+from genimg_export.exporters import check, norm_stats
 from genimg_export.exporters.pipeline import Converted, Job
 from genimg_export.exporters.tflite_leaky import scalar_prelu_as_leaky_relu
 from genimg_export.zoo.spec import ModelSpec
@@ -51,6 +52,9 @@ def convert(job: Job, fixed_size=None) -> Converted:
     saved_model = job.source.path(fixed_size, job.fixed_batch if fixed_size else None)
     model_bytes = convert_bytes(spec, saved_model, job.variant.quantization, int8_io=int8_io,
                                 calibration_samples=samples, fixed_size=fixed_size, log=job.log)
+    norms = norm_stats.tflite_tensors(model_bytes) if job.variant.calibrated and not int8_io else []
+    if norms:  # kept float by convert_bytes
+        options["float_statistics"] = [chain[0] for chain in norms]
 
     def write(path: Path, meta: dict) -> None:
         from genimg_edge.metadata import embed_metadata
@@ -96,8 +100,9 @@ def convert_bytes(spec: ModelSpec, saved_model: Path, quantization: str | None, 
             converter.inference_output_type = tf.int8
     with check.quiet_native_output():
         model_bytes, _ = scalar_prelu_as_leaky_relu(converter.convert())
-        if full_integer and not int8_io and has_ops(model_bytes, FLOAT_OPS_IN_INT8):
-            model_bytes = _quantize_keeping_float(converter, spec, calibration_samples, fixed_size)
+        norms = norm_stats.tflite_tensors(model_bytes) if full_integer and not int8_io else []
+        if full_integer and not int8_io and (norms or has_ops(model_bytes, FLOAT_OPS_IN_INT8)):
+            model_bytes = _quantize_keeping_float(converter, spec, calibration_samples, fixed_size, norms)
             model_bytes, _ = scalar_prelu_as_leaky_relu(model_bytes)  # a model with both forms of PReLU
     return model_bytes
 
@@ -112,11 +117,14 @@ def has_ops(model_bytes: bytes, names) -> bool:
     return any(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()) in wanted for c in codes)
 
 
-def _quantize_keeping_float(converter, spec: ModelSpec, samples: int, fixed_size) -> bytes:
-    """Full-integer quantization except ``FLOAT_OPS_IN_INT8`` (TF's selective quantization)."""
+def _quantize_keeping_float(converter, spec: ModelSpec, samples: int, fixed_size, norms=()) -> bytes:
+    """Full-integer quantization except ``FLOAT_OPS_IN_INT8`` and the statistics of each
+    normalisation in ``norms`` (``norm_stats``), by TF's selective quantization."""
     import tensorflow as tf
 
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS_IN_INT8))
+    nodes = [name for chain in norms for name in chain]
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS_IN_INT8),
+                                                            denylisted_nodes=nodes or None)
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative_dataset(spec, samples, fixed_size), debug_options=options
     )
