@@ -4,8 +4,9 @@ Each ``Arch`` builds a seeded model at a small size (the default suite) or at
 the paper's size (``full=True``, slow tests), initialised as the paper does so
 that int8 measures the tool and not a random network's runaway activations
 (ESRGAN: residual-block convs scaled by 0.1, residual scaling 0.2; the others
-use their papers' He/normal(0.02) schemes). ``save_hub`` writes the model as
-TF-Hub-style SavedModel: a ``tf.Module`` whose ``serving_default`` takes and
+use their papers' He/normal(0.02) schemes); CycleGAN, random-init too unstable a function
+for any int8 file to follow, is then trained briefly (``cyclegan_resnet``). ``save_hub``
+writes the model as TF-Hub-style SavedModel: a ``tf.Module`` whose ``serving_default`` takes and
 returns images in 0..255, as published SR models do.
 
 Keras models see images in [-1, 1] (GANs, pix2pix, CycleGAN) or [0, 1] (SR
@@ -212,7 +213,15 @@ def pix2pix_unet(full: bool):
 
 def cyclegan_resnet(full: bool):
     """CycleGAN ResNet generator (Zhu et al. 2017): reflection padding, instance norm,
-    two stride-2 downs, 9 residual blocks (full), two transposed-conv ups, tanh."""
+    two stride-2 downs, 9 residual blocks (full), two transposed-conv ups, tanh; N(0, 0.02)
+    init, then trained briefly (``_identity_trained``).
+
+    Random-init, it is no network a user has: every instance norm scales each channel to unit
+    spread whatever its contrast, so on 16x16 photo patches the float model turns half a grey
+    level into another picture (its input merely rounded to an int8 file's grid: 28.8 dB against
+    itself), a floor no int8 file can meet. Trained, the same rounding costs 57 dB
+    (benchmarks/user_models.md).
+    """
     import keras
     from keras import layers
 
@@ -231,7 +240,39 @@ def cyclegan_resnet(full: bool):
         up = layers.Conv2DTranspose(ngf * mult, 3, 2, padding="same", kernel_initializer=init)
         h = layers.ReLU()(custom.InstanceNorm()(up(h)))
     out = layers.Activation("tanh", name="translated")(conv(3, 7)(custom.ReflectionPad2D(3)(h)))
-    return keras.Model(x, out, name="cyclegan_resnet")
+    return _identity_trained(keras.Model(x, out, name="cyclegan_resnet"))
+
+
+_TRAINED: dict = {}  # (name, params) -> trained weights: each saved form of a session reuses them
+
+
+def _identity_trained(model, steps: int = 300, batch: int = 16, side: int = 16):
+    """``model`` after ``steps`` seeded Adam steps (lr 1e-3, beta1 0.5 as the paper's) of
+    CycleGAN's identity loss, L1(G(y), y), on photo patches (data.photos, not the seed-1 patches
+    the matrix feeds), with y's per-channel mean taken out of the target: instance norm removes
+    it by design, so no such generator can return it. About 10 s on 2 CPUs at the small size."""
+    import keras
+    import tensorflow as tf
+
+    from genimg_export.zoo import data
+
+    key = (model.name, model.count_params())
+    if key not in _TRAINED:
+        photos, rng = data.photos("train"), np.random.default_rng(2)
+        optimizer = keras.optimizers.Adam(1e-3, beta_1=0.5)
+
+        @tf.function
+        def step(y):
+            target = y - tf.reduce_mean(y, axis=(1, 2), keepdims=True)
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.abs(model(y, training=True) - target))
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+        for _ in range(steps):
+            step(tf.constant(data.random_patches(photos, batch, side, rng)))
+        _TRAINED[key] = model.get_weights()
+    model.set_weights(_TRAINED[key])
+    return model
 
 
 # --- decoders from a latent -----------------------------------------------------------
