@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,9 +71,35 @@ def profile(path: Path, feeds: dict, threads: int | None, runs: int) -> dict[str
         qdq = op in ("QuantizeLinear", "DequantizeLinear")
         layers[node] = (QDQ, "QDQ") if qdq else (_SUFFIXES.sub("", node), op)
         fastest[node] = min(fastest.get(node, float("inf")), e["dur"] / 1e3)
+    fused = _fused_into_conv(path)
     found: dict[str, tuple[str, float]] = {}
     for node, (layer, op) in layers.items():
+        layer = fused.get(layer, layer) if op in ("Conv", "FusedConv") else layer
         found[layer] = (op, found.get(layer, ("", 0.0))[1] + fastest[node])
+    return found
+
+
+def _fused_into_conv(path: Path) -> dict[str, str]:
+    """{layer: conv layer} for the nodes onnxruntime may fuse into the conv before them (activation,
+    scale, residual add): its NCHWc and activation fusions name the fused conv after the *last* node
+    (``leaky_re_lu_1/LeakyRelu_nchwc``), which would leave the float conv's time under the activation."""
+    import onnx
+
+    nodes = list(onnx.load(str(path)).graph.node)
+    producer = {out: n for n in nodes for out in n.output}
+    uses = Counter(i for n in nodes for i in n.input)
+    found = {}
+    for n in nodes:
+        step = n
+        for _ in range(3):  # conv -> scale -> add -> activation at most
+            # only a value used once can be fused away; a conv input is taken first
+            ups = sorted((producer[i] for i in step.input if i in producer and uses[i] == 1),
+                         key=lambda u: u.op_type != "Conv")
+            if not ups or step.op_type == "Conv":
+                break
+            step = ups[0]
+        if step.op_type == "Conv" and n.op_type != "Conv":
+            found[_SUFFIXES.sub("", n.name)] = _SUFFIXES.sub("", step.name)
     return found
 
 
