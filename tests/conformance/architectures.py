@@ -218,9 +218,9 @@ def cyclegan_resnet(full: bool):
 
     Random-init, it is no network a user has: every instance norm scales each channel to unit
     spread whatever its contrast, so on 16x16 photo patches the float model turns half a grey
-    level into another picture (its input merely rounded to an int8 file's grid: 28.8 dB against
-    itself), a floor no int8 file can meet. Trained, the same rounding costs 57 dB
-    (benchmarks/user_models.md).
+    level into another picture (its input merely rounded to an int8 file's grid: 27.3 dB against
+    itself), under a floor no int8 file can then meet. Trained, the same rounding costs 52.6 dB
+    (benchmarks/user_models.md, benchmarks/cyclegan_int8.py).
     """
     import keras
     from keras import layers
@@ -248,9 +248,9 @@ _TRAINED: dict = {}  # (name, params) -> trained weights: each saved form of a s
 
 def _identity_trained(model, steps: int = 300, batch: int = 16, side: int = 16):
     """``model`` after ``steps`` seeded Adam steps (lr 1e-3, beta1 0.5 as the paper's) of
-    CycleGAN's identity loss, L1(G(y), y), on photo patches (data.photos, not the seed-1 patches
-    the matrix feeds), with y's per-channel mean taken out of the target: instance norm removes
-    it by design, so no such generator can return it. About 10 s on 2 CPUs at the small size."""
+    CycleGAN's identity loss, L1(G(y), y), on random patches of the bundled photos (seed 2; the
+    matrix feeds seed 1's), with y's per-channel mean taken out of the target: instance norm removes
+    it by design, so no such generator can return it. 10-25 s on 2 shared CPUs at the small size."""
     import keras
     import tensorflow as tf
 
