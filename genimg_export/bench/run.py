@@ -34,6 +34,8 @@ from genimg_export.bench import xnnpack
 from genimg_export.bench.peak import FLOPS_METHOD, Peak, count_flops, machine, measure_peak, peak_rss_mb, reset_peak_rss
 from genimg_export.errors import InvalidInputError, NotFoundError, first_line
 from genimg_export.parity import metrics
+from genimg_export.parity import run as parity_run
+from genimg_export.parity.inputs import MIN_SAMPLES, InputPlan
 from genimg_export.runners import open_runner
 
 WARMUP = 3
@@ -131,7 +133,7 @@ def run_bench(
     notes: list[str] = []
     if not configure_tf_threads(threads):
         notes.append(f"TensorFlow had already started in this process; its thread settings were kept, not {threads}")
-    spec = loading.get_spec(model, allow_unsafe)
+    spec = parity_run.as_exported(loading.get_spec(model, allow_unsafe), artifacts)
     sig = spec.signature(signature or spec.default_signature.name)
     size = bench_size(spec, sig, size)
     if backends is None:
@@ -143,7 +145,7 @@ def run_bench(
     progress = progress or (lambda line: None)
     progress(f"loading {spec.name}")
     keras_model = _reference_model(spec, weights, allow_unsafe, notes)
-    inputs = make_inputs(spec, sig, batch, size, seed)
+    inputs = make_inputs(spec, sig, batch, size, seed, parity_run.recorded_calibration(spec, artifacts))
     flops = count_flops(sig.keras_callable(keras_model or spec.build()), _tensor_specs(sig, inputs))
     progress("measuring this machine's GEMM peak")
     peak = measure_peak(threads)
@@ -262,8 +264,14 @@ def configure_tf_threads(threads: int | None) -> bool:
     return True
 
 
-def make_inputs(spec, sig, batch: int, size, seed: int) -> dict[str, np.ndarray]:
-    """``batch`` seeded samples of the signature's inputs (at ``size`` where H x W is dynamic)."""
+def make_inputs(spec, sig, batch: int, size, seed: int, recorded: dict | None = None) -> dict[str, np.ndarray]:
+    """``batch`` seeded samples of the signature's inputs (at ``size`` where H x W is dynamic); for a
+    user's model whose export recorded calibration data, that data, as parity feeds it (noise in the
+    wrong range made a correct int8 file's PSNR column read 20 dB)."""
+    if recorded is not None:
+        arrays = InputPlan(spec, max(batch, MIN_SAMPLES), seed, recorded=recorded).inputs(sig.name, size)
+        if all(len(a) >= batch for a in arrays.values()):
+            return {name: a[:batch] for name, a in arrays.items()}
     if size is None:
         return spec.sample_inputs(batch, seed, sig.name)
     return spec.sample_inputs(batch, seed, sig.name, size)

@@ -121,7 +121,8 @@ def run_parity(
     if backends is None:
         backends = ["keras", *(local_backends(spec, artifacts) if artifacts is not None else [])]
     targets = discover(spec, artifacts, backends, servers)
-    plan = InputPlan(spec, samples, seed, npz=npz, recorded=_recorded(spec, artifacts), input_range=input_range)
+    plan = InputPlan(spec, samples, seed, npz=npz, recorded=recorded_calibration(spec, artifacts),
+                     input_range=input_range)
     targets = [t for t in targets if plan.covers(t.signature)]
     progress = progress or (lambda line: None)
     if keras_model is None:
@@ -151,7 +152,7 @@ def _source_notes(spec, keras_model, targets: list[Target]) -> list[str]:
     ]
 
 
-def _recorded(spec, artifacts: Path | None) -> dict | None:
+def recorded_calibration(spec, artifacts: Path | None) -> dict | None:
     """The calibration data a user model's int8 export recorded (manifest option
     ``calibration``: an .npz or a folder of images), if it still exists; else None."""
     if spec.source is None or artifacts is None or not (Path(artifacts) / "manifest.json").is_file():
@@ -361,6 +362,12 @@ def _with_output_ranges(spec, ranges: dict, recorded: dict[str, set]):
 
     sigs = tuple(dataclasses.replace(s, outputs=tuple(judged(t) for t in s.outputs)) for s in spec.signatures)
     return dataclasses.replace(spec, signatures=sigs, extra={**spec.extra, "range_from": range_from})
+
+
+def as_exported(spec, artifacts: Path | None):
+    """The spec with the output ranges its exports recorded (``export --output-range``), so
+    every tool judges a user's images over the same range parity does."""
+    return _with_output_ranges(spec, {}, _recorded_ranges(spec, artifacts))
 
 
 def _recorded_ranges(spec, artifacts: Path | None) -> dict[str, set]:
