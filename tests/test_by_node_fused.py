@@ -4,10 +4,9 @@ float conv's time in the conv's row, beside its int8 QLinearConv (issue 13 item 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from harness.user_exports import export_user_model
 
 
 @pytest.fixture(scope="module")
@@ -15,22 +14,14 @@ def exported(tmp_path_factory):
     import keras
     from keras import layers
 
-    from genimg_export.exporters import run_all
-    from genimg_export.zoo import loading, user
-
     keras.utils.set_random_seed(0)
     x = keras.Input((None, None, 16), name="image")
     h = layers.LeakyReLU(0.2, name="act1")(layers.Conv2D(32, 3, padding="same", name="conv1")(x))
     h = layers.LeakyReLU(0.2, name="act2")(layers.Conv2D(32, 3, padding="same", name="conv2")(h))
-    root = tmp_path_factory.mktemp("by_node_fused")
-    keras.Model(x, layers.Conv2D(16, 3, padding="same", name="out")(h)).save(root / "lrelu.keras")
-    np.savez(root / "calib.npz", image=np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 16)).astype(np.float32))
-    spec = user.with_calibration(loading.get_spec(str(root / "lrelu.keras")), npz=root / "calib.npz")
-    outcomes = run_all(spec, spec.extra["model"], root / "out", pairs=[("onnx", "fp32"), ("onnx", "int8")],
-                       calibration_samples=16)
-    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
-    entries = json.loads((root / "out" / "manifest.json").read_text())["artifacts"]
-    paths = {e["variant"]: root / "out" / e["path"] for e in entries}
+    model = keras.Model(x, layers.Conv2D(16, 3, padding="same", name="out")(h), name="lrelu")
+    pairs = [("onnx", "fp32"), ("onnx", "int8")]
+    out, entries = export_user_model(model, tmp_path_factory.mktemp("by_node_fused"), pairs)
+    paths = {e["variant"]: out / e["path"] for e in entries}
     return paths["fp32"], paths["int8"]
 
 

@@ -4,10 +4,9 @@ while the convs stay int8, the manifest records it, and nothing else matches."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from harness.user_exports import export_user_model
 
 
 def _model():
@@ -26,18 +25,9 @@ def _model():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from genimg_export.exporters import run_all
-    from genimg_export.zoo import loading, user
-
-    root = tmp_path_factory.mktemp("norm_stats")
-    _model().save(root / "normed.keras")
-    np.savez(root / "calib.npz", image=np.random.default_rng(0).uniform(-1, 1, (16, 16, 16, 3)).astype(np.float32))
-    spec = user.with_calibration(loading.get_spec(str(root / "normed.keras")), npz=root / "calib.npz")
-    outcomes = run_all(spec, spec.extra["model"], root / "out", pairs=[("onnx", "int8"), ("tflite", "int8")],
-                       calibration_samples=16)
-    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
-    entries = json.loads((root / "out" / "manifest.json").read_text())["artifacts"]
-    return root / "out", {e["format"]: e for e in entries}
+    pairs = [("onnx", "int8"), ("tflite", "int8")]
+    out, entries = export_user_model(_model(), tmp_path_factory.mktemp("norm_stats"), pairs)
+    return out, {e["format"]: e for e in entries}
 
 
 def test_tflite_int8_keeps_each_norms_statistics_float_and_its_convs_int8(exported):
