@@ -177,9 +177,37 @@ def to_json(array: np.ndarray, as_bytes: bool = False):
         return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.shape else flat[0]
     if array.dtype.kind == "c":
         raise JsonTensorError(f"Failed to write JSON value for tensor type: {array.dtype}")
+    if array.dtype == np.float32 or array.dtype == np.float16:
+        return float32_decimals(array.astype(np.float32)).tolist()
     if array.dtype.kind == "f":  # float64 -> Python float is a plain copy: twice as fast
         return array.astype(np.float64).tolist()
     return array.tolist()
+
+
+def float32_decimals(values: np.ndarray) -> np.ndarray:
+    """float64s whose shortest text is the float32's decimal, as TF Serving writes a float
+    (json_tensor.cc WriteDecimal: 6 significant digits when they read back as the same
+    float32, else 9): 0.1f is written 0.1, not 0.10000000149011612. Vectorised: rint of the
+    value scaled to N digits, then one correctly rounded division (or product) by an exact
+    power of ten gives the double nearest that decimal; a value whose 6-digit decimal does
+    not read back as itself takes the 9-digit one (9 digits always do), checked again."""
+    with np.errstate(invalid="ignore"):  # a NaN's payload bits do not survive the cast; NaN stays NaN
+        exact = values.astype(np.float64).reshape(-1)
+    out = exact.copy()
+    todo = np.isfinite(exact) & (exact != 0)
+    for digits in (6, 9):
+        if not todo.any():
+            break
+        v = exact[todo]
+        shift = digits - 1 - np.floor(np.log10(np.abs(v)))
+        scale = 10.0 ** np.abs(shift)  # exact up to 10**22
+        scaled = np.where(shift >= 0, v * scale, v / scale)
+        decimal = np.where(shift >= 0, np.rint(scaled) / scale, np.rint(scaled) * scale)
+        same = (decimal.astype(np.float32) == v.astype(np.float32)) & (np.abs(shift) <= 22)
+        idx = np.flatnonzero(todo)[same]
+        out[idx] = decimal[same]
+        todo[idx] = False
+    return out.reshape(values.shape)
 
 
 def dumps(obj) -> bytes:

@@ -63,6 +63,9 @@ DEFAULT_OK = [
      {"results": [6.0, 4.0]}),
     # Trailing text after the JSON object is ignored (the probe against TF Serving, issue 17).
     ("trailing text", "/v1/models/default:predict", b'{"instances": [2.0]} trailing', {"predictions": [3.0]}),
+    # json_tensor.cc WriteDecimal: a float is written with 6 digits when they read back as the
+    # same float: 0.5 * 0.2f + 2 is 2.1, not the float64 expansion 2.0999999046325684.
+    ("float written as its decimal", "/v1/models/default:predict", {"instances": [0.2]}, {"predictions": [2.1]}),
 ]
 
 
