@@ -130,7 +130,7 @@ def test_tensorflow_service_files_exist_where_the_args_say_in_a_real_export(tmp_
 
 
 def test_triton_service_serves_the_repository_over_v2():
-    from genimg_export.cli.triton_commands import FOLDER
+    from genimg_export.artifacts.layout import TRITON_FOLDER as FOLDER
 
     model = services()["triton"]["spec"]["predictor"]["model"]
     assert model["modelFormat"]["name"] == "triton" and model["protocolVersion"] == "v2"

@@ -41,6 +41,28 @@ def repo(tmp_path_factory):
     return out, dict(written)
 
 
+def test_parity_over_v2_checks_every_model_of_the_repository(repo, tmp_path):
+    """`parity --backends v2` gets a target per Triton model the export wrote (tiny, tiny_int8),
+    each opened under its Triton name and judged with its variant's tolerance; an export without
+    a Triton repository gets the default model only."""
+    import shutil
+
+    from harness.tiny import tiny_spec
+
+    from genimg_export.parity.run import _open
+    from genimg_export.runners.discover import discover
+
+    spec, _ = tiny_spec()
+    out, _ = repo
+    targets = discover(spec, out, ["v2"], {"v2": "127.0.0.1:1"})
+    assert [(t.backend, t.variant) for t in targets] == [("v2", "fp32"), ("v2", "int8")]
+    names = [_open(spec, t, None, {}).model_name for t in targets]
+    assert names == ["tiny", "tiny_int8"]
+    bare = tmp_path / "bare"
+    shutil.copytree(out / "onnx", bare / "onnx")
+    assert [t.variant for t in discover(spec, bare, ["v2"], {"v2": "127.0.0.1:1"})] == ["fp32"]
+
+
 def _config(folder: Path):
     return parse((folder / "config.pbtxt").read_text())
 

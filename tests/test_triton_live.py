@@ -55,6 +55,7 @@ def triton(pytriton_python, tmp_path_factory):
     from harness.zoo_exports import reference_model
 
     from genimg_export.artifacts.formats import FORMATS
+    from genimg_export.cli.triton_commands import write_repository
     from genimg_export.exporters import run_all
     from genimg_export.zoo import registry
 
@@ -64,6 +65,7 @@ def triton(pytriton_python, tmp_path_factory):
     outcomes = run_all(spec, model, out, [("onnx", v.name) for v in FORMATS["onnx"].variants],
                        calibration_samples=16)
     assert not [o.error for o in outcomes if o.error]
+    write_repository(spec, out)  # what parity reads to find the models to check (dcgan, dcgan_int8)
     http, grpc = _free_port(), _free_port()
     env = {**os.environ, "LD_LIBRARY_PATH": sysconfig.get_config_var("LIBDIR")}
     process = subprocess.Popen([str(pytriton_python), str(SERVER), str(http), str(grpc),
@@ -129,6 +131,8 @@ def test_parity_v2_against_triton(triton):
                         servers={"v2": f"127.0.0.1:{grpc}"})
     rows = {(r.backend, r.variant): r for r in result.rows}
     assert rows[("v2", "fp32")].passed and rows[("v2", "fp32")].max_abs < 1e-5
+    assert rows[("v2", "int8")].passed  # dcgan_int8, found in the export's Triton repository
+    np.testing.assert_allclose(rows[("v2", "int8")].max_abs, rows[("onnx", "int8")].max_abs, atol=1e-5)
     assert all(r.passed for r in result.rows)
 
 

@@ -7,6 +7,8 @@ Read from the format table's rows, never from named formats::
     tflite/<model>.<variant>.tflite            one file for every signature
     onnx/<model>[.<signature>][.<variant>].onnx  one file per signature; the
                                                default variant and signature untagged
+    triton/<model>[_<variant>]/                a Triton model per ONNX file of the default
+                                               signature (``genimg-export triton``)
 
 ``relative_path`` places a ``Place``; ``parse`` turns a path back into the same
 ``Place`` (or None), and ``find`` lists what an export directory holds.
@@ -20,6 +22,19 @@ from pathlib import Path
 from genimg_export.artifacts.formats import FORMATS, Format
 
 DEFAULT_SIGNATURE = "serving_default"
+TRITON_FOLDER = "triton"
+
+
+def triton_name(model: str, variant: str) -> str:
+    """The name Triton serves an ONNX variant under: the model's own for the default, else
+    ``<model>_<variant>`` (e.g. srgan_int8)."""
+    return FORMATS["onnx"].served_name(model, variant)
+
+
+def triton_variants(out: Path, model: str) -> list[str]:
+    """The ONNX variants of ``model`` that ``out``'s Triton repository holds."""
+    return [v.name for v in FORMATS["onnx"].variants
+            if (Path(out) / TRITON_FOLDER / triton_name(model, v.name) / "config.pbtxt").is_file()]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ def parity(
     grpc_target: Annotated[str, typer.Option(help="HOST:PORT of the gRPC server (backend grpc).")] = "localhost:8500",
     rest_target: Annotated[str, typer.Option(help="HOST:PORT of the REST server (backend rest).")] = "localhost:8501",
     v2_target: Annotated[str, typer.Option(
-        help="Triton/KServe address (backend v2): HOST:PORT for gRPC, http://HOST:PORT for HTTP.")] = "localhost:8001",
+        help="Triton/KServe address (backend v2): HOST:PORT for gRPC, http://HOST:PORT for HTTP; every model of"
+             " OUT/triton/ is checked (<model>, <model>_int8).")] = "localhost:8001",
     tolerance: Annotated[
         list[str] | None,
         typer.Option(metavar="BACKEND/VARIANT=KEY:VALUE",

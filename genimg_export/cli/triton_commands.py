@@ -18,7 +18,6 @@ import typer
 
 from genimg_export.cli.app import ModelOpt, app, command  # noqa: F401
 
-FOLDER = "triton"
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Export folder holding onnx/ (`genimg-export onnx`).")]
 VersionOpt = Annotated[int, typer.Option(min=1, help="Triton version directory to write.")]
 
@@ -55,16 +54,15 @@ def write_repository(spec, out: Path, version: int = 1) -> list[tuple[str, Path]
 
     Called by ``all`` too; nothing is written when there is no ONNX file.
     """
-    from genimg_export.artifacts.formats import FORMATS
+    from genimg_export.artifacts import layout
     from genimg_export.errors import InvalidInputError
     from genimg_serving.configs import ConfigError
 
     model, written = spec.name, []
     for place, path in _onnx_files(model, out):
-        default = place.variant == FORMATS[place.format].default.name
-        name = model if default else f"{model}_{place.variant}"
+        name = layout.triton_name(model, place.variant)
         try:
-            folder = _write_model(Path(out) / FOLDER, name, path, version, _settings(out, path),
+            folder = _write_model(Path(out) / layout.TRITON_FOLDER, name, path, version, _settings(out, path),
                                   _warmup(spec, out, path))
         except ConfigError as e:
             raise InvalidInputError(str(e)) from e

@@ -284,6 +284,10 @@ def _task_score(result: Result, target: Target, runner, spec, reference: _Refere
 def _open(spec, target: Target, reference: _Reference, options: dict):
     if target.backend == "keras":
         options = {**options, "model": reference.model}
+    if target.backend == "v2":  # each ONNX variant is its own Triton model
+        from genimg_export.artifacts.layout import triton_name
+
+        options = {**options, "model_name": triton_name(spec.name, target.variant)}
     return open_runner(target.backend, target.artifact, spec, target.signature, **options)
 
 

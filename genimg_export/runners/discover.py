@@ -2,7 +2,8 @@
 
 Local artifacts are read from ``out/manifest.json`` when it exists, else from
 where the format table's layout (``artifacts.layout``) puts them. Server
-backends (grpc, rest) get one target per signature at the address given.
+backends (grpc, rest, v2) get one target per signature at the address given; v2 also
+one per other ONNX variant in the export's Triton repository (served as ``<model>_<variant>``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def discover(spec, out: Path | None, backends: list[str], servers: dict[str, str
             address = (servers or {}).get(backend)
             if not address:
                 raise InvalidInputError(f"backend '{backend}' needs a server address (--{backend}-target HOST:PORT)")
-            found = [Target(backend, served_variant(backend), s.name, address) for s in spec.signatures]
+            found = [Target(backend, v, s.name, address) for v in _served_variants(spec, out, backend)
+                     for s in spec.signatures]
         else:
             if out is None:
                 raise InvalidInputError(f"backend '{backend}' needs --artifacts DIR (the export directory)")
@@ -46,6 +48,17 @@ def discover(spec, out: Path | None, backends: list[str], servers: dict[str, str
                 )
         targets.extend(found)
     return targets
+
+
+def _served_variants(spec, out: Path | None, backend: str) -> list[str]:
+    """The variants a server backend is checked on: its default one, and for v2 every other
+    ONNX variant the export's Triton repository holds (``<model>_int8``)."""
+    default = served_variant(backend)
+    if backend != "v2" or out is None:
+        return [default]
+    from genimg_export.artifacts import layout
+
+    return [default, *(v for v in layout.triton_variants(out, spec.name) if v != default)]
 
 
 def local_backends(spec, out: Path) -> list[str]:
