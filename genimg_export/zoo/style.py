@@ -209,9 +209,11 @@ def evaluate(model, style: str = DEFAULT_STYLE, images=None) -> dict[str, float]
 # whole feature map, so int8 rounding compounds; measured on the shipped weights,
 # full int8 gives 30.2-33 dB at 48x48 to 256x256 (28-29 dB at 32x32, 24-26 dB at
 # 16x16, where the statistics come from 4x4 maps), hence parity at 48 px and up
-# and a 28 dB floor that leaves room for the sampled inputs.
+# and a 28 dB floor that leaves room for the sampled inputs. Since the norms' statistics
+# stay float in int8 files (exporters/norm_stats), parity at 48x48 / 48x56 gives TFLite
+# 33.8 dB and ONNX 32.8 dB (3 Dec 2026); the floor was kept, the other sizes not remeasured.
 INT8_TOLERANCE = Tolerance(
-    min_psnr_db=28.0, reason="int8 error compounds through 11 instance norms (30-33 dB measured at 48-256 px)"
+    min_psnr_db=28.0, reason="int8 error compounds through 11 instance norms (32.8-33.8 dB measured at 48 px)"
 )
 
 SPEC = register(
