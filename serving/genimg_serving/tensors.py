@@ -135,6 +135,7 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
         size *= d
     if size > INT64_MAX:
         raise TensorConversionError(f"tensor shape {list(shape)} has more than 2^63-1 elements")
+    _check_numpy_can_hold(shape, 8 if proto.dtype == DT.DT_STRING else numpy_dtype(proto.dtype).itemsize)
     if proto.dtype == DT.DT_STRING:
         values = np.empty(len(proto.string_val), dtype=object)
         values[:] = list(proto.string_val)
@@ -149,6 +150,19 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
             )
         return np.frombuffer(content, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
     return _fill(_typed_values(proto, dtype), size, shape, dtype)
+
+
+def _check_numpy_can_hold(shape, itemsize: int) -> None:
+    """numpy refuses a shape whose non-zero dims times the item size pass 2^63-1 bytes, even
+    when another dim is 0 and the tensor is empty (TF would take that empty tensor; the model
+    then has it to refuse). Said as INVALID_ARGUMENT, not a Python error."""
+    span = itemsize
+    for d in shape:
+        span *= d or 1
+    if span > INT64_MAX:
+        raise TensorConversionError(
+            f"tensor shape {list(shape)} cannot be held: its non-zero dims span more than 2^63-1 bytes"
+        )
 
 
 def _typed_values(proto, dtype: np.dtype) -> np.ndarray:

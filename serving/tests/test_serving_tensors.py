@@ -102,3 +102,16 @@ def test_client_imports_without_tensorflow_and_tensorflow_still_imports_after():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_an_empty_tensor_numpy_cannot_shape_is_refused_in_one_line():
+    """Found by the fuzz test: dims [0, 5682, 724028, 560496809] hold no element, but numpy
+    refuses the shape (its non-zero dims span more than 2^63-1 bytes): a clear refusal, not a
+    ValueError reaching the client as INTERNAL."""
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
+    for d in (0, 5682, 724028, 560496809):
+        proto.tensor_shape.dim.add(size=d)
+    with pytest.raises(TensorConversionError, match="cannot be held"):
+        to_ndarray(proto)
+    proto.tensor_shape.dim[3].size = 5
+    assert to_ndarray(proto).shape == (0, 5682, 724028, 5)
