@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from genimg_export.bench.serving import LocalServer, compare_batching, measure_level
+from genimg_export.bench.serving import LocalServer, compare_batching, cpu_ratio, measure_level
 from genimg_serving.configs import BATCHING_FILE
 
 SIG = "serving_default"
@@ -89,3 +89,9 @@ def test_compare_batching_reports_both_servers_cpu_and_their_ratio(served):
     assert all(v > 0 for v in off + on)
     assert result["server_cpu_ratio"] == pytest.approx(statistics.median(off) / statistics.median(on), abs=1e-3)
     assert all(1 <= size <= 8 for size in result["mean_batch_size_on"])
+
+
+def test_no_ratio_from_rounds_too_short_for_procs_ticks():
+    assert cpu_ratio([2.0, 3.0, 4.0], [1.0, 2.0, 2.0]) == 1.5
+    assert cpu_ratio([0.0, 2.0, 0.0], [0.0, 0.0, 1.0]) is None  # was a ZeroDivisionError
+    assert cpu_ratio([1.0, None, 1.0], [1.0, 1.0, 1.0]) is None

@@ -372,7 +372,7 @@ def test_parity_of_a_user_model_uses_its_calibration_images(tmp_path):
     from harness.tiny import build
     from PIL import Image
 
-    from genimg_export.parity.run import _recorded
+    from genimg_export.parity.run import recorded_calibration
     from genimg_export.zoo import user
 
     model, images, out = tmp_path / "tiny.keras", tmp_path / "images", tmp_path / "out"
@@ -382,7 +382,7 @@ def test_parity_of_a_user_model_uses_its_calibration_images(tmp_path):
         Image.fromarray(np.full((16, 16, 3), 40 * i + 20, np.uint8)).save(images / f"{i}.png")
     result = cli("tflite", "--model", model, "--out", out, "--quantize", "int8", "--calibration-dir", images)
     assert result.exit_code == 0, result.output
-    recorded = _recorded(user.spec_from_path(model), out)
+    recorded = recorded_calibration(user.spec_from_path(model), out)
     assert recorded is not None and len(recorded["x"]) == 4
     x = recorded["x"]
     assert np.allclose(x.std(axis=(1, 2, 3)), 0, atol=1e-6)  # each image flat, as drawn

@@ -110,7 +110,6 @@ def compare_batching(spec, signature: str, servers: tuple[LocalServer, LocalServ
                                       probe=server.snapshot))
     rates = {name: [lv["requests_per_s"] for lv in levels] for name, levels in (("off", off), ("on", on))}
     cpu = {name: [lv["server_cpu_ms_per_request"] for lv in levels] for name, levels in (("off", off), ("on", on))}
-    measured = None not in cpu["off"] + cpu["on"]
     return {
         "compared": True,
         "concurrency": concurrency,
@@ -122,11 +121,18 @@ def compare_batching(spec, signature: str, servers: tuple[LocalServer, LocalServ
         "speedup": round(statistics.median(rates["on"]) / statistics.median(rates["off"]), 3),
         "server_cpu_ms_per_request_off": cpu["off"],
         "server_cpu_ms_per_request_on": cpu["on"],
-        # how many times less server CPU a request costs batched (> 1: batching saves CPU)
-        "server_cpu_ratio": round(statistics.median(cpu["off"]) / statistics.median(cpu["on"]), 3)
-        if measured else None,
+        "server_cpu_ratio": cpu_ratio(cpu["off"], cpu["on"]),
         "mean_batch_size_on": [lv.get("server_mean_batch_size") for lv in on],
     }
+
+
+def cpu_ratio(off: list, on: list) -> float | None:
+    """How many times less server CPU a request costs batched (> 1: batching saves CPU), as a
+    ratio of medians; None when a figure is missing or the batched median reads 0 ms (a round
+    shorter than /proc's 10 ms tick)."""
+    if None in off + on or statistics.median(on) <= 0:
+        return None
+    return round(statistics.median(off) / statistics.median(on), 3)
 
 
 def measure_level(spec, signature: str, target: str, inputs: dict, runs: int, concurrency: int,
