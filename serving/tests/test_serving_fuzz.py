@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 
 import grpc
@@ -23,7 +24,10 @@ from genimg_serving.configs import single_model
 from genimg_serving.protos import predict_pb2, prediction_service_pb2_grpc, tensor_pb2, types_pb2
 
 pytestmark = pytest.mark.slow
-BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+# The same 200 examples on every run, so CI's verdict is reproducible; GENIMG_FUZZ_EXPLORE=1 draws
+# new ones (how the empty-but-unshapeable tensor of test_serving_tensors was found).
+BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck),
+                   derandomize=not os.environ.get("GENIMG_FUZZ_EXPLORE"))
 X = np.ones((1, 2, 2, 3), np.float32)
 
 
