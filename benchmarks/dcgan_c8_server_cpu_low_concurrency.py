@@ -16,16 +16,24 @@ from pathlib import Path
 ROUNDS, REQUESTS, TF_THREADS = 3, 200, 2
 
 
-def main(out: Path, result: Path, params: list[Path]) -> None:
-    from genimg_export.bench.serving import LocalServer, measure_level
+def dcgan_servers(out: Path, params: list[Path]):
+    """(spec, signature name, one input, {name: LocalServer}): dcgan's unbatched server and one
+    batched server per BatchingParameters file, not started (also used by the threads script)."""
+    from genimg_export.bench.serving import LocalServer
     from genimg_export.zoo.loading import get_spec
 
     spec = get_spec("dcgan")
     sig = spec.signatures[0]
-    inputs = spec.sample_inputs(1, 0, sig.name)
     base = out / "serving" / "dcgan"
     servers = {"unbatched": LocalServer(base, "dcgan", TF_THREADS)}
     servers.update({p.name: LocalServer(base, "dcgan", TF_THREADS, batching=p) for p in params})
+    return spec, sig.name, spec.sample_inputs(1, 0, sig.name), servers
+
+
+def main(out: Path, result: Path, params: list[Path]) -> None:
+    from genimg_export.bench.serving import measure_level
+
+    spec, signature, inputs, servers = dcgan_servers(out, params)
     rows = []
     try:
         for server in servers.values():
@@ -33,7 +41,7 @@ def main(out: Path, result: Path, params: list[Path]) -> None:
         for rnd in range(ROUNDS):
             for name, server in servers.items():
                 for clients in (1, 2, 4):
-                    level = measure_level(spec, sig.name, server.target, inputs, REQUESTS // clients, clients,
+                    level = measure_level(spec, signature, server.target, inputs, REQUESTS // clients, clients,
                                           probe=server.snapshot)
                     rows.append({"round": rnd, "server": name, **level})
                     print(json.dumps(rows[-1]), flush=True)

@@ -25,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-ROUNDS, RUNS, CONCURRENCY, TF_THREADS = 3, 150, 8, 2
+ROUNDS, RUNS, CONCURRENCY = 3, 150, 8
 
 
 def _named_child() -> None:
@@ -57,16 +57,11 @@ def by_thread(pid: int) -> collections.Counter:
 
 
 def main(out: Path, result: Path, params: list[Path]) -> None:
-    from genimg_export.bench.serving import LocalServer, measure_level
-    from genimg_export.zoo.loading import get_spec
+    from dcgan_c8_server_cpu_low_concurrency import dcgan_servers
 
-    spec = get_spec("dcgan")
-    sig = spec.signatures[0]
-    inputs = spec.sample_inputs(1, 0, sig.name)
-    base = out / "serving" / "dcgan"
-    servers = {"unbatched": LocalServer(base, "dcgan", TF_THREADS)}
-    for p in params or [out / "serving" / "batching_parameters.txt"]:
-        servers[p.name] = LocalServer(base, "dcgan", TF_THREADS, batching=p)
+    from genimg_export.bench.serving import measure_level
+
+    spec, signature, inputs, servers = dcgan_servers(out, params or [out / "serving" / "batching_parameters.txt"])
     rows = []
     try:
         for server in servers.values():
@@ -74,7 +69,7 @@ def main(out: Path, result: Path, params: list[Path]) -> None:
             server.start()
         for rnd in range(ROUNDS):
             for name, server in servers.items():
-                rows.append({"round": rnd, "server": name, **_round(spec, sig.name, inputs, server, measure_level)})
+                rows.append({"round": rnd, "server": name, **_round(spec, signature, inputs, server, measure_level)})
                 print(json.dumps(rows[-1]), flush=True)
     finally:
         for server in servers.values():
