@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import ctypes
 import json
-import os
 import statistics
 import sys
 import threading
@@ -44,15 +43,16 @@ def _named_child() -> None:
 
 def by_thread(pid: int) -> collections.Counter:
     """CPU seconds per thread group of ``pid`` (name without its number; unnamed ones by tid)."""
-    out, tick = collections.Counter(), os.sysconf("SC_CLK_TCK")
+    from genimg_export.bench.serving import stat_cpu_seconds
+
+    out = collections.Counter()
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
         except OSError:  # the thread ended
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")].rstrip("0123456789_-")
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[f"python:{task.name}" if name == "python" else name] += (int(fields[11]) + int(fields[12])) / tick
+        out[f"python:{task.name}" if name == "python" else name] += stat_cpu_seconds(stat)
     return out
 
 

@@ -297,9 +297,13 @@ def _read_line(stream, timeout: float) -> str:
 def _proc_cpu_seconds(pid: int) -> float | None:
     """utime + stime of ``pid`` (all threads, exited ones included), or None without /proc."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return None
+
+
+def stat_cpu_seconds(stat: str) -> float:
+    """utime + stime in seconds from the text of a /proc ``stat`` file (a process's or a thread's)."""
     fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state is field 3, utime 14, stime 15
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

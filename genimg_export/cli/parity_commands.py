@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from genimg_export.cli.app import CustomObjectsOpt, ModelOpt, UnsafeOpt, WeightsOpt, command, parse_range, renamed
+from genimg_export.cli.app import (
+    CustomObjectsOpt,
+    ModelOpt,
+    UnsafeOpt,
+    WeightsOpt,
+    command,
+    parse_output_ranges,
+    parse_range,
+    renamed,
+)
 
 BACKEND_NAMES = "keras, saved_model, tflite, onnx, grpc, rest"  # runners.BACKENDS, without importing it
 
@@ -64,7 +73,6 @@ def parity(
 
     Example: `genimg-export parity --model srgan --out out/ --report parity.png`
     """
-    from genimg_export.cli.app import parse_output_ranges
     from genimg_export.cli.noise import spinner
     from genimg_export.cli.zoo_commands import _write_json
     from genimg_export.errors import CheckFailed

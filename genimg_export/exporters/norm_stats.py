@@ -38,9 +38,7 @@ def tflite_tensors(model_bytes: bytes) -> list[list[str]]:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(model_bytes, 0)
-    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    op_names = [codes.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "?")
-                for c in (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))]
+    op_names = operator_names(model)
     found = []
     for s in range(model.SubgraphsLength()):
         graph = model.Subgraphs(s)
@@ -53,6 +51,15 @@ def tflite_tensors(model_bytes: bytes) -> list[list[str]]:
         found += [list(dict.fromkeys(chain + _application(chain, ops, "MUL", "SUB"))) for chain in
                   _chains(ops, "RSQRT", TFLITE_CHAIN, TFLITE_MEANS)]
     return found
+
+
+def operator_names(model) -> list[str]:
+    """The builtin op name of each operator code of a parsed .tflite ``schema.Model`` ("?" if unknown)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return [codes.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "?")
+            for c in (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))]
 
 
 def _output(name: str, ops) -> str:

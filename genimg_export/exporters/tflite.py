@@ -50,11 +50,10 @@ def convert(job: Job, fixed_size=None) -> Converted:
     if job.variant.calibrated:
         options = {"int8_io": int8_io, **calibration_options(spec, samples)}
     saved_model = job.source.path(fixed_size, job.fixed_batch if fixed_size else None)
-    model_bytes = convert_bytes(spec, saved_model, job.variant.quantization, int8_io=int8_io,
-                                calibration_samples=samples, fixed_size=fixed_size, log=job.log)
-    norms = norm_stats.tflite_tensors(model_bytes) if job.variant.calibrated and not int8_io else []
-    if norms:  # kept float by convert_bytes
-        options["float_statistics"] = [chain[0] for chain in norms]
+    model_bytes, float_statistics = convert_bytes(spec, saved_model, job.variant.quantization, int8_io=int8_io,
+                                                  calibration_samples=samples, fixed_size=fixed_size, log=job.log)
+    if float_statistics:
+        options["float_statistics"] = float_statistics
 
     def write(path: Path, meta: dict) -> None:
         from genimg_edge.metadata import embed_metadata
@@ -77,9 +76,11 @@ def calibration_options(spec: ModelSpec, samples: int) -> dict:
 
 
 def convert_bytes(spec: ModelSpec, saved_model: Path, quantization: str | None, int8_io: bool = False,
-                  calibration_samples: int = MIN_CALIBRATION, fixed_size=None, log=None) -> bytes:
+                  calibration_samples: int = MIN_CALIBRATION, fixed_size=None, log=None) -> tuple[bytes, list[str]]:
     """The .tflite bytes converted from a SavedModel directory with ``quantization`` (a
-    ``Variant.quantization``; ``fixed_size``: the H x W that SavedModel was written at, if not dynamic)."""
+    ``Variant.quantization``; ``fixed_size``: the H x W that SavedModel was written at, if not dynamic),
+    and the normalisations whose statistics a full-integer file keeps float (``norm_stats``: each one's
+    1/sqrt tensor)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -104,17 +105,14 @@ def convert_bytes(spec: ModelSpec, saved_model: Path, quantization: str | None, 
         if full_integer and not int8_io and (norms or has_ops(model_bytes, FLOAT_OPS_IN_INT8)):
             model_bytes = _quantize_keeping_float(converter, spec, calibration_samples, fixed_size, norms)
             model_bytes, _ = scalar_prelu_as_leaky_relu(model_bytes)  # a model with both forms of PReLU
-    return model_bytes
+    return model_bytes, [chain[0] for chain in norms]
 
 
 def has_ops(model_bytes: bytes, names) -> bool:
     """Whether a .tflite model uses any of the builtin ops ``names`` (e.g. "PRELU")."""
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.Model.GetRootAsModel(model_bytes, 0)
-    wanted = {getattr(schema.BuiltinOperator, n) for n in names}
-    codes = (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))
-    return any(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()) in wanted for c in codes)
+    return bool(set(names) & set(norm_stats.operator_names(schema.Model.GetRootAsModel(model_bytes, 0))))
 
 
 def _quantize_keeping_float(converter, spec: ModelSpec, samples: int, fixed_size, norms=()) -> bytes:

@@ -364,8 +364,8 @@ def _with_output_ranges(spec, ranges: dict, recorded: dict[str, set]):
             return dataclasses.replace(t, value_range=_one_recorded(t.name, recorded[t.name]))
         return t
 
-    sigs = tuple(dataclasses.replace(s, outputs=tuple(judged(t) for t in s.outputs)) for s in spec.signatures)
-    return dataclasses.replace(spec, signatures=sigs, extra={**spec.extra, "range_from": range_from})
+    judged_spec = spec.with_outputs(judged)  # fills range_from
+    return dataclasses.replace(judged_spec, extra={**spec.extra, "range_from": range_from})
 
 
 def as_exported(spec, artifacts: Path | None):

@@ -8,7 +8,7 @@ bench and serving all read names, shapes, ranges and tolerances from here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,11 @@ class ModelSpec:
     quality_target: tuple[str, str, float] | None = None
     source: Path | None = None  # a user's model file; None for the zoo
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_outputs(self, change: Callable[[TensorSpec], TensorSpec]) -> ModelSpec:
+        """This spec with every signature's output TensorSpecs replaced by ``change(tensor)``."""
+        sigs = tuple(replace(s, outputs=tuple(change(t) for t in s.outputs)) for s in self.signatures)
+        return replace(self, signatures=sigs)
 
     def meets_quality_target(self, metrics: dict[str, float]) -> bool:
         key, op, bound = self.quality_target

@@ -255,8 +255,7 @@ def with_output_range(spec: ModelSpec, ranges: dict[str, tuple[float, float]] | 
         value = ranges.get(t.name, ranges.get("*") if t.is_image and not t.value_range else None)
         return dataclasses.replace(t, value_range=tuple(value)) if value else t
 
-    sigs = tuple(dataclasses.replace(s, outputs=tuple(stated(t) for t in s.outputs)) for s in spec.signatures)
-    return dataclasses.replace(spec, signatures=sigs)
+    return spec.with_outputs(stated)
 
 
 def _check_output_ranges(spec: ModelSpec, ranges: dict, outputs: dict[str, TensorSpec]) -> None:
@@ -266,9 +265,7 @@ def _check_output_ranges(spec: ModelSpec, ranges: dict, outputs: dict[str, Tenso
         declared = spec.default_signature.outputs[0].value_range
         raise InvalidInputError(f"--output-range is for your own .keras file or SavedModel; zoo model '{spec.name}'"
                                 f" declares its own output range ({list(declared) if declared else 'none'})")
-    for name, (lo, hi) in ranges.items():
-        if not lo < hi:
-            raise InvalidInputError(f"--output-range {name}={lo:g},{hi:g}: LO must be below HI (e.g. 0,255)")
+    for name in ranges:  # LOW < HIGH is checked where the option is parsed (cli.app.parse_output_ranges)
         if name == "*":
             continue
         if name not in outputs:
