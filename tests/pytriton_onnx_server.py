@@ -4,7 +4,7 @@ Run in a venv with nvidia-pytriton and onnxruntime (pytriton needs numpy<2, so n
 project's venv); tests/test_triton_live.py builds one. Each file becomes a Triton model
 whose Python callable runs onnxruntime; Triton speaks the real v2 protocol (HTTP + gRPC).
 
-    python pytriton_onnx_server.py HTTP_PORT GRPC_PORT NAME=FILE.onnx [NAME=FILE.onnx ...]
+    python pytriton_onnx_server.py HTTP_PORT GRPC_PORT METRICS_PORT NAME=FILE.onnx [NAME=FILE.onnx ...]
 
 Prints "READY" when every model is loaded, then serves until killed.
 """
@@ -43,8 +43,8 @@ def _numpy(onnx_type: str):
 
 
 def main() -> None:
-    http_port, grpc_port, *models = sys.argv[1:]
-    config = TritonConfig(http_port=int(http_port), grpc_port=int(grpc_port), metrics_port=int(http_port) + 2,
+    http_port, grpc_port, metrics_port, *models = sys.argv[1:]
+    config = TritonConfig(http_port=int(http_port), grpc_port=int(grpc_port), metrics_port=int(metrics_port),
                           http_address="127.0.0.1", grpc_address="127.0.0.1")
     with Triton(config=config) as triton:
         for entry in models:

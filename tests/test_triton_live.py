@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +31,13 @@ pytestmark = pytest.mark.slow
 SERVER = Path(__file__).resolve().parent / "pytriton_onnx_server.py"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (all bound at once, so none is handed out twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +45,21 @@ def pytriton_python(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("pytriton-venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "nvidia-pytriton==0.7.0", "onnxruntime"],
-                             capture_output=True, text=True, timeout=900)
-    if install.returncode:
-        pytest.fail(f"pip install nvidia-pytriton failed: {install.stderr[-2000:]}")
+    _pip_install(python, ["nvidia-pytriton==0.7.0", "onnxruntime"], venv / "pip.log")
     return python
+
+
+def _pip_install(python: Path, packages: list[str], log: Path) -> None:
+    """pip into a test venv, output to a file: a pipe would hold subprocess.run past its timeout
+    if a grandchild kept it open, and a hung install must fail the test, not stall the run."""
+    with open(log, "w") as out:
+        try:
+            code = subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], stdout=out,
+                                  stderr=subprocess.STDOUT, timeout=900).returncode
+        except subprocess.TimeoutExpired:
+            code = "timed out after 900 s"
+    if code:
+        pytest.fail(f"pip install {' '.join(packages)} failed ({code}): {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -66,24 +79,42 @@ def triton(pytriton_python, tmp_path_factory):
                        calibration_samples=16)
     assert not [o.error for o in outcomes if o.error]
     write_repository(spec, out)  # what parity reads to find the models to check (dcgan, dcgan_int8)
-    http, grpc = _free_port(), _free_port()
+    models = [f"dcgan={out / 'onnx/dcgan.onnx'}", f"dcgan_int8={out / 'onnx/dcgan.int8.onnx'}"]
+    failures = []
+    for _ in range(2):  # a second try on fresh ports: a start that stalls is tritonserver's, not the client's
+        process, http, grpc, log = _start_triton(pytriton_python, models)
+        if process:
+            yield model, out, http, grpc
+            _stop(process)
+            return
+        failures.append(log)
+    pytest.fail("Triton did not start within 180 s, twice:\n" + "\n---\n".join(failures))
+
+
+def _start_triton(python: Path, models: list[str]):
+    """(process, http port, grpc port, output) once READY; (None, .., output) if not in 180 s."""
+    http, grpc, metrics = _free_ports(3)
     env = {**os.environ, "LD_LIBRARY_PATH": sysconfig.get_config_var("LIBDIR")}
-    process = subprocess.Popen([str(pytriton_python), str(SERVER), str(http), str(grpc),
-                                f"dcgan={out / 'onnx/dcgan.onnx'}", f"dcgan_int8={out / 'onnx/dcgan.int8.onnx'}"],
+    process = subprocess.Popen([str(python), str(SERVER), str(http), str(grpc), str(metrics), *models],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                start_new_session=True)  # one group: tritonserver and its stubs stop with it
-    lines = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        lines.append(line)
-        if line.startswith("READY") or (not line and process.poll() is not None):
-            break
-    if not lines or not lines[-1].startswith("READY"):
-        _stop(process)
-        pytest.fail("Triton did not start:\n" + "".join(lines[-40:]))
-    yield model, out, http, grpc
+    lines, ready = [], threading.Event()
+    threading.Thread(target=_drain, args=(process, lines, ready), daemon=True).start()
+    ready.wait(180)
+    if any(line.startswith("READY") for line in lines):
+        return process, http, grpc, ""
     _stop(process)
+    return None, http, grpc, "".join(lines[-40:])
+
+
+def _drain(process, lines: list, ready: threading.Event) -> None:
+    """Read the server's output to its end, for its whole life: a pipe nobody reads fills
+    (64 KiB) and blocks the server's logging, and with it the server. READY or EOF sets ready."""
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("READY"):
+            ready.set()
+    ready.set()
 
 
 def _stop(process) -> None:
@@ -179,10 +210,7 @@ def base_python(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     serving = Path(__file__).resolve().parents[1] / "serving"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(serving)],
-                             capture_output=True, text=True, timeout=900)
-    if install.returncode:
-        pytest.fail(f"pip install ./serving failed: {install.stderr[-2000:]}")
+    _pip_install(python, [str(serving)], venv / "pip.log")
     return python
 
 

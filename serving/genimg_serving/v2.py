@@ -66,9 +66,13 @@ class V2Transport:
         except (ConnectionError, OSError) as e:  # the HTTP client's refused/reset connections
             raise UnavailableError(f"cannot reach {self.target}: {e}") from None
 
+    def _deadline(self, timeout):
+        """gRPC calls take a per-call deadline; the HTTP client has its network_timeout."""
+        return {"client_timeout": timeout} if not self.http and timeout is not None else {}
+
     def metadata(self, model, *, version, label, timeout=None) -> ModelMetadata:
         _no_label(label)
-        kwargs = {"as_json": True} if not self.http else {}
+        kwargs = {"as_json": True, **self._deadline(timeout)} if not self.http else {}
         doc = self._call(self._client.get_model_metadata, model, _v(version), **kwargs)
         inputs = {t["name"]: _tensor(t) for t in doc.get("inputs", [])}
         outputs = {t["name"]: _tensor(t) for t in doc.get("outputs", [])}
@@ -80,8 +84,8 @@ class V2Transport:
     def status(self, model, *, version, label, timeout=None):
         from genimg_serving.transports import VersionStatus
 
-        meta = self.metadata(model, version=version, label=label)
-        ready = self._call(self._client.is_model_ready, model, _v(version))
+        meta = self.metadata(model, version=version, label=label, timeout=timeout)
+        ready = self._call(self._client.is_model_ready, model, _v(version), **self._deadline(timeout))
         return [VersionStatus(meta.version or 0, "AVAILABLE" if ready else "UNAVAILABLE")]
 
     def predict(self, model, inputs, *, version, label, signature, output_filter, timeout, output_infos=None):
@@ -94,9 +98,8 @@ class V2Transport:
                 raise InvalidArgumentError(f"output {name} not in the model's outputs {sorted(output_infos)}")
         request = [self._input(name, np.asarray(a)) for name, a in inputs.items()]
         outputs = [self._output(name) for name in wanted] or None
-        kwargs = {"client_timeout": timeout} if not self.http else {}
         result = self._call(self._client.infer, model, request, model_version=_v(version), outputs=outputs,
-                            **kwargs)
+                            **self._deadline(timeout))
         response = result.get_response() if self.http else result.get_response(as_json=True)
         names = wanted or [o["name"] for o in response.get("outputs", [])]
         answered = response.get("model_version")

@@ -105,6 +105,29 @@ def test_a_refused_connection_is_unavailable_and_retried_to_the_deadline():
             c.metadata("srgan")
 
 
+CALLS = {"metadata": lambda t: t.metadata("m", version=None, label=None, timeout=1.0),
+         "status": lambda t: t.status("m", version=None, label=None, timeout=1.0),
+         "predict": lambda t: t.predict("m", {"x": np.zeros(1, np.float32)}, version=None, label=None,
+                                        signature="serving_default", output_filter=None, timeout=1.0)}
+
+
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_a_silent_grpc_server_is_given_up_at_the_deadline(call):
+    """A peer that accepts and never answers (a wedged server) must not hold a gRPC call for ever."""
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        transport = V2Transport(f"grpc://127.0.0.1:{silent.getsockname()[1]}")
+        start = time.monotonic()
+        with pytest.raises((DeadlineExceededError, UnavailableError)):
+            CALLS[call](transport)
+        assert time.monotonic() - start < 8  # without the deadline: gRPC's own 20 s connect timeout
+        transport.close()
+
+
 def test_requests_the_protocol_cannot_carry_are_refused_before_sending():
     transport = _transport(HTTP_METADATA)
     with pytest.raises(InvalidArgumentError, match="no version labels"):
