@@ -112,7 +112,8 @@ def exports(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("leaky")
     model = _build(0.2)
-    outcomes = run_all(SPEC, model, root, pairs=[("tflite", "fp32"), ("tflite", "int8"), ("onnx", "int8")])
+    outcomes = run_all(SPEC, model, root, pairs=[("tflite", "fp32"), ("tflite", "int8"), ("onnx", "fp32"),
+                                                         ("onnx", "int8")])
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     return model, root
 
@@ -149,6 +150,18 @@ def test_onnx_int8_runs_the_one_alpha_prelu_as_qlinear_leaky_relu(exports, tmp_p
     ort.InferenceSession(str(root / "onnx" / "tiny_sr.int8.onnx"), options, providers=["CPUExecutionProvider"])
     kinds = {n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
     assert "QLinearLeakyRelu" in kinds and "PRelu" not in kinds
+
+
+def test_onnx_keeps_no_constant_of_the_replaced_prelu(exports):
+    """tf2onnx's -alpha constant is read only by the ops LeakyRelu replaces: left in the file,
+    onnxruntime warns 'Removing initializer ... not used by any node' on every load."""
+    import onnx
+
+    _, root = exports
+    graph = onnx.load(str(root / "onnx" / "tiny_sr.onnx")).graph
+    read = {name for node in graph.node for name in node.input}
+    assert "LeakyRelu" in {n.op_type for n in graph.node}
+    assert [i.name for i in graph.initializer if i.name not in read] == []
 
 
 def test_the_rewrite_leaves_a_per_channel_prelu_alone(tmp_path):

@@ -85,6 +85,7 @@ def convert_signature(spec: ModelSpec, saved_model: Path, sig: Signature, opset:
     _name_dims(model, sig)
     shuffle_in_nhwc(model.graph)
     int8_kernels.scalar_prelu_as_leaky_relu(model.graph)
+    _drop_unused_initializers(model.graph)
     _rename_tensors(model.graph, lambda name, _: _tidy(name))
     for node in model.graph.node:
         node.name = _tidy(node.name)
@@ -159,6 +160,30 @@ def _logged_errors(*names: str):
         for lg, (level, propagate) in zip(loggers, saved):
             lg.setLevel(level)
             lg.propagate = propagate
+
+
+def _drop_unused_initializers(graph) -> None:
+    """Remove the constants no node reads any more (the rewrites above orphan some, e.g. the
+    PReLU's -alpha): left in, they are dead weight and onnxruntime warns about each one
+    every time the file is opened."""
+    used = _names_read(graph) | {t.name for t in [*graph.input, *graph.output]}
+    kept = [i for i in graph.initializer if i.name in used]
+    if len(kept) < len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+
+
+def _names_read(graph) -> set[str]:
+    """Every tensor name a node of the graph reads, inside If/Loop bodies too (they may read
+    the outer graph's constants)."""
+    names = set()
+    for node in graph.node:
+        names.update(node.input)
+        for attr in node.attribute:
+            bodies = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+            for body in bodies:
+                names |= _names_read(body)
+    return names
 
 
 def _name_dims(model, sig: Signature) -> None:

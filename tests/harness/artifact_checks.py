@@ -99,6 +99,7 @@ def _check_tflite(spec, artifact, path):
 
 
 def _check_onnx(spec, artifact, path):
+    import onnx
     import onnxruntime as ort
 
     from genimg_export.exporters.onnx import read_metadata
@@ -118,16 +119,13 @@ def _check_onnx(spec, artifact, path):
     meta = read_metadata(path)
     assert meta["model"] == spec.name and meta["variant"] == artifact.variant and meta["format"] == "onnx"
     assert json.dumps(meta["signatures"], sort_keys=True) == json.dumps(artifact.signatures, sort_keys=True)
+    graph = onnx.load(str(path)).graph
+    read = {name for node in graph.node for name in node.input}
+    assert not [i.name for i in graph.initializer if i.name not in read], "constants no node reads"
     if artifact.variant == "int8":
-        ops = {n.op_type for n in _onnx_nodes(path)}
+        ops = {n.op_type for n in graph.node}
         assert "QuantizeLinear" in ops and "ConvInteger" not in ops  # static QDQ, not quantize_dynamic
         assert isinstance(artifact.options["reduce_range"], bool)
-
-
-def _onnx_nodes(path):
-    import onnx
-
-    return onnx.load(str(path)).graph.node
 
 
 CHECKS = {"saved_model": _check_saved_model, "tflite": _check_tflite, "onnx": _check_onnx}
