@@ -329,6 +329,34 @@ def test_a_killed_run_resumes_to_the_same_weights(photos, tmp_path, model, sig):
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
+def test_a_checkpoint_whose_state_file_was_never_written_still_resumes(tmp_path):
+    """Killed after TF wrote ckpt-N.index but before the manager wrote its ``checkpoint``
+    file (seen on CI at the first save): the complete checkpoint on disk is the one resumed,
+    and a new run into the folder is still refused."""
+    from types import SimpleNamespace
+
+    import keras
+
+    from genimg_export.errors import InvalidInputError
+    from genimg_export.train.state import TrainState
+
+    def state():
+        net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        trainer = SimpleNamespace(nets={"g": net}, optimizers=[], rng=np.random.default_rng(0))
+        return TrainState(trainer, tmp_path, {"model": "tiny"}), net
+
+    saved, net = state()
+    saved.begin(resume=False)
+    net.set_weights([np.full((2, 1), 0.5, np.float32), np.ones(1, np.float32)])
+    saved.save(step=3, seconds=1.5)
+    (tmp_path / "checkpoint").unlink()
+    with pytest.raises(InvalidInputError, match="holds a checkpoint"):
+        state()[0].begin(resume=False)
+    resumed, net = state()
+    assert resumed.begin(resume=True) == (3, 1.5)
+    assert np.array_equal(net.get_weights()[0], np.full((2, 1), 0.5, np.float32))
+
+
 # --- more than one device ----------------------------------------------------
 
 MIRRORED = textwrap.dedent("""

@@ -47,7 +47,7 @@ class TrainState:
 
     def begin(self, resume: bool) -> tuple[int, float]:
         """(first step to run, seconds already spent): 0 for a new run, else the restored step."""
-        latest = self.manager.latest_checkpoint
+        latest = self._latest()
         if not resume:
             if latest:
                 raise InvalidInputError(
@@ -65,6 +65,15 @@ class TrainState:
         self.checkpoint.restore(latest).assert_consumed()
         self.trainer.rng.bit_generator.state = json.loads(self.rng.numpy().decode())
         return int(self.step.numpy()), float(self.seconds.numpy())
+
+    def _latest(self) -> str | None:
+        """The manager's newest checkpoint, else the newest complete one on disk: TF writes
+        ``ckpt-N.index`` last, then the manager its ``checkpoint`` file, and a run killed
+        between the two at its first save would otherwise look as if it had saved nothing."""
+        if self.manager.latest_checkpoint:
+            return self.manager.latest_checkpoint
+        steps = [int(p.name[5:-6]) for p in self.folder.glob("ckpt-*.index") if p.name[5:-6].isdigit()]
+        return str(self.folder / f"ckpt-{max(steps)}") if steps else None
 
     def _check_same_run(self) -> None:
         saved = json.loads(self.run_json.read_text()) if self.run_json.exists() else {}
