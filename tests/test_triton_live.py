@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -26,32 +25,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from harness.serving import free_ports
 
 pytestmark = pytest.mark.slow
 SERVER = Path(__file__).resolve().parent / "pytriton_onnx_server.py"
 
 
-def _free_ports(n: int) -> list[int]:
-    """n distinct free loopback ports (all bound at once, so none is handed out twice)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-
-
 @pytest.fixture(scope="module")
 def pytriton_python(tmp_path_factory) -> Path:
-    venv = tmp_path_factory.mktemp("pytriton-venv")
+    return _venv_with(tmp_path_factory, "pytriton-venv", ["nvidia-pytriton==0.7.0", "onnxruntime"])
+
+
+def _venv_with(tmp_path_factory, name: str, packages: list[str]) -> Path:
+    """The python of a new venv with ``packages`` pip-installed. pip's output goes to a file:
+    a pipe would hold subprocess.run past its timeout if a grandchild kept it open, and a hung
+    install must fail the test, not stall the run."""
+    venv = tmp_path_factory.mktemp(name)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    _pip_install(python, ["nvidia-pytriton==0.7.0", "onnxruntime"], venv / "pip.log")
-    return python
-
-
-def _pip_install(python: Path, packages: list[str], log: Path) -> None:
-    """pip into a test venv, output to a file: a pipe would hold subprocess.run past its timeout
-    if a grandchild kept it open, and a hung install must fail the test, not stall the run."""
+    python, log = venv / "bin" / "python", venv / "pip.log"
     with open(log, "w") as out:
         try:
             code = subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], stdout=out,
@@ -60,6 +51,7 @@ def _pip_install(python: Path, packages: list[str], log: Path) -> None:
             code = "timed out after 900 s"
     if code:
         pytest.fail(f"pip install {' '.join(packages)} failed ({code}): {log.read_text()[-2000:]}")
+    return python
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +85,7 @@ def triton(pytriton_python, tmp_path_factory):
 
 def _start_triton(python: Path, models: list[str]):
     """(process, http port, grpc port, output) once READY; (None, .., output) if not in 180 s."""
-    http, grpc, metrics = _free_ports(3)
+    http, grpc, metrics = free_ports(3)
     env = {**os.environ, "LD_LIBRARY_PATH": sysconfig.get_config_var("LIBDIR")}
     process = subprocess.Popen([str(python), str(SERVER), str(http), str(grpc), str(metrics), *models],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -206,12 +198,8 @@ print("OK")
 @pytest.fixture(scope="module")
 def base_python(tmp_path_factory) -> Path:
     """A venv with ``pip install ./serving`` only: the base client, no TensorFlow."""
-    venv = tmp_path_factory.mktemp("serving-base-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
     serving = Path(__file__).resolve().parents[1] / "serving"
-    _pip_install(python, [str(serving)], venv / "pip.log")
-    return python
+    return _venv_with(tmp_path_factory, "serving-base-venv", [str(serving)])
 
 
 def test_base_install_calls_rest_and_v2_without_tensorflow(base_python, triton, tmp_path):

@@ -72,7 +72,8 @@ class TrainState:
         between the two at its first save would otherwise look as if it had saved nothing."""
         if self.manager.latest_checkpoint:
             return self.manager.latest_checkpoint
-        steps = [int(p.name[5:-6]) for p in self.folder.glob("ckpt-*.index") if p.name[5:-6].isdigit()]
+        numbers = [p.stem.removeprefix("ckpt-") for p in self.folder.glob("ckpt-*.index")]
+        steps = [int(n) for n in numbers if n.isdigit()]
         return str(self.folder / f"ckpt-{max(steps)}") if steps else None
 
     def _check_same_run(self) -> None:

@@ -24,7 +24,6 @@ import random
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from harness import child_env
-from harness.serving import start_server, write_affine
+from harness.serving import free_ports, start_server, write_affine
 
 from genimg_serving.client import Client
 from genimg_serving.errors import DeadlineExceededError, UnavailableError
@@ -50,18 +49,12 @@ CHILD_ENV = child_env()  # children import the harness too
 # ---- a server in its own process ------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ServerProcess:
     """``genimg-export serve`` for one model on a fixed loopback port (gRPC only)."""
 
     def __init__(self, name: str, base: Path, log: Path, poll_seconds: float = 0.2):
         self.name, self.base, self.log, self.poll = name, base, log, poll_seconds
-        self.port, self.proc = free_port(), None
+        self.port, self.proc = free_ports()[0], None
 
     @property
     def target(self) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
 
 import numpy as np
 import pytest
-from harness.serving import start_server
+from harness.serving import free_ports, start_server
 
 from genimg_serving.client import Client
 from genimg_serving.configs import single_model
@@ -31,12 +30,6 @@ def affine_server(affine_base):
     server.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_large_image_round_trips_over_grpc(affine_server):
     """A 1024x1024x3 float output is 12.6 MB, three times grpc's default 4 MiB limit."""
     x = np.random.default_rng(0).uniform(-1, 1, (1, 1024, 1024, 3)).astype(np.float32)
@@ -54,7 +47,7 @@ def test_default_grpc_limits_would_refuse_it(affine_server):
 
 
 def test_unavailable_is_retried_until_the_server_comes_up(affine_base):
-    port = free_port()
+    port = free_ports()[0]
     result, errors = {}, []
 
     def call():
@@ -78,7 +71,7 @@ def test_unavailable_is_retried_until_the_server_comes_up(affine_base):
 
 def test_unavailable_gives_up_after_the_retries():
     started = time.monotonic()
-    with Client(f"127.0.0.1:{free_port()}", retries=2, backoff=0.01, timeout=30) as client:
+    with Client(f"127.0.0.1:{free_ports()[0]}", retries=2, backoff=0.01, timeout=30) as client:
         with pytest.raises(UnavailableError):
             client.status("affine")
     assert time.monotonic() - started < 20

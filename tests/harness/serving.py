@@ -7,7 +7,9 @@ pytest collects tests/ and serving/tests/ in one run.)
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 from pathlib import Path
 
 
@@ -35,3 +37,12 @@ def start_server(configs, **kw):
     kw.setdefault("rest_port", 0)
     kw.setdefault("poll_seconds", 0)
     return ModelServer(configs, **kw).start()
+
+
+def free_ports(n: int = 1) -> list[int]:
+    """n distinct free loopback ports (all bound at once, so none is handed out twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
